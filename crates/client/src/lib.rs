@@ -1,0 +1,25 @@
+//! The partner SDK: call any TOP API (Alibaba's real gateway or a loanwire gateway) with
+//! correct signatures, typed requests and responses for the two seed APIs, and retries that
+//! are safe because they only repeat what the platform says can be repeated.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), loanwire_client::ClientError> {
+//! use loanwire_client::TopClient;
+//! let client = TopClient::builder("http://127.0.0.1:8080/router/rest", "app-key", "secret").build()?;
+//! let answer = client.execute("alibaba.idle.interact.loan.callback", [("user", "3")]).await?;
+//! println!("{}", answer.raw);
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod error;
+mod outcome;
+mod retry;
+
+pub use client::{PreparedRequest, TopClient, TopClientBuilder, TopResponse};
+pub use error::ClientError;
+pub use outcome::{Outcome, Reply};
+pub use retry::RetryPolicy;
+
+pub use loanwire_api as api;
+pub use loanwire_top as top;
