@@ -26,7 +26,10 @@ impl ObjectParam {
         match serde_json::from_str::<Value>(raw) {
             Ok(Value::Object(map)) => Ok(ObjectParam { name, map }),
             Ok(_) => Err(TopError::invalid_argument(name, "expected a JSON object")),
-            Err(e) => Err(TopError::invalid_argument(name, format!("not valid JSON: {e}"))),
+            Err(e) => Err(TopError::invalid_argument(
+                name,
+                format!("not valid JSON: {e}"),
+            )),
         }
     }
 
@@ -48,7 +51,10 @@ impl ObjectParam {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
-            Some(_) => Err(TopError::invalid_argument(&self.path(field), "expected a string")),
+            Some(_) => Err(TopError::invalid_argument(
+                &self.path(field),
+                "expected a string",
+            )),
         }
     }
 
@@ -69,9 +75,8 @@ impl ObjectParam {
     }
 
     pub fn optional_time(&self, field: &str) -> Result<Option<TopDateTime>, TopError> {
-        let invalid = || {
-            TopError::invalid_argument(&self.path(field), "expected a time yyyy-MM-dd HH:mm:ss")
-        };
+        let invalid =
+            || TopError::invalid_argument(&self.path(field), "expected a time yyyy-MM-dd HH:mm:ss");
         match self.present(field) {
             None => Ok(None),
             Some(Value::String(s)) => TopDateTime::parse(s).map(Some).map_err(|_| invalid()),
@@ -91,7 +96,8 @@ impl ObjectParam {
 
     /// A list of strings: a JSON array, or (as lenient SDKs send it) one comma-joined string.
     pub fn optional_str_list(&self, field: &str) -> Result<Option<Vec<String>>, TopError> {
-        let invalid = || TopError::invalid_argument(&self.path(field), "expected a list of strings");
+        let invalid =
+            || TopError::invalid_argument(&self.path(field), "expected a list of strings");
         match self.present(field) {
             None => Ok(None),
             Some(Value::Array(items)) => items
@@ -100,7 +106,10 @@ impl ObjectParam {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(Value::String(s)) => Ok(Some(
-                s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+                s.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
             )),
             Some(_) => Err(invalid()),
         }

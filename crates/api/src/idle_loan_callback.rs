@@ -170,9 +170,16 @@ mod tests {
 
     #[test]
     fn missing_fields_are_code_40_with_their_path() {
-        let e = IdleLoanCallbackRequest::from_params(&params(r#"{"user_id":3,"type":"CREDIT","process_no":"x","channel_id":"w"}"#)).unwrap_err();
-        assert_eq!((e.code, e.msg.as_str()), (40, "Missing required arguments:infos.status"));
-        let e = IdleLoanCallbackRequest::from_params(&[("infos", "{}")].into_iter().collect()).unwrap_err();
+        let e = IdleLoanCallbackRequest::from_params(&params(
+            r#"{"user_id":3,"type":"CREDIT","process_no":"x","channel_id":"w"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (40, "Missing required arguments:infos.status")
+        );
+        let e = IdleLoanCallbackRequest::from_params(&[("infos", "{}")].into_iter().collect())
+            .unwrap_err();
         assert_eq!(e.msg, "Missing required arguments:user");
     }
 
@@ -181,12 +188,30 @@ mod tests {
         let cases = [
             ("not json", "Invalid arguments:infos"),
             ("[1]", "Invalid arguments:infos"),
-            (r#"{"user_id":3.5,"status":"S","type":"T","process_no":"p","channel_id":"c"}"#, "Invalid arguments:infos.user_id"),
-            (r#"{"user_id":"abc","status":"S","type":"T","process_no":"p","channel_id":"c"}"#, "Invalid arguments:infos.user_id"),
-            (r#"{"user_id":99999999999999999999,"status":"S","type":"T","process_no":"p","channel_id":"c"}"#, "Invalid arguments:infos.user_id"),
-            (r#"{"user_id":3,"status":"S","type":"T","process_no":"p","channel_id":"c","submit_time":"yesterday"}"#, "Invalid arguments:infos.submit_time"),
-            (r#"{"user_id":3,"status":"S","type":"T","process_no":"p","channel_id":"c","fund_products":[1]}"#, "Invalid arguments:infos.fund_products"),
-            (r#"{"user_id":3,"status":true,"type":"T","process_no":"p","channel_id":"c"}"#, "Invalid arguments:infos.status"),
+            (
+                r#"{"user_id":3.5,"status":"S","type":"T","process_no":"p","channel_id":"c"}"#,
+                "Invalid arguments:infos.user_id",
+            ),
+            (
+                r#"{"user_id":"abc","status":"S","type":"T","process_no":"p","channel_id":"c"}"#,
+                "Invalid arguments:infos.user_id",
+            ),
+            (
+                r#"{"user_id":99999999999999999999,"status":"S","type":"T","process_no":"p","channel_id":"c"}"#,
+                "Invalid arguments:infos.user_id",
+            ),
+            (
+                r#"{"user_id":3,"status":"S","type":"T","process_no":"p","channel_id":"c","submit_time":"yesterday"}"#,
+                "Invalid arguments:infos.submit_time",
+            ),
+            (
+                r#"{"user_id":3,"status":"S","type":"T","process_no":"p","channel_id":"c","fund_products":[1]}"#,
+                "Invalid arguments:infos.fund_products",
+            ),
+            (
+                r#"{"user_id":3,"status":true,"type":"T","process_no":"p","channel_id":"c"}"#,
+                "Invalid arguments:infos.status",
+            ),
         ];
         for (infos, msg) in cases {
             let e = IdleLoanCallbackRequest::from_params(&params(infos)).unwrap_err();
@@ -204,7 +229,10 @@ mod tests {
 
     #[test]
     fn refusals_are_business_failures_and_acceptance_is_not() {
-        assert_eq!(IdleLoanCallbackResponse::accepted().business_failure(), None);
+        assert_eq!(
+            IdleLoanCallbackResponse::accepted().business_failure(),
+            None
+        );
         let f = IdleLoanCallbackResponse::refused("USER_MISMATCH", "bound to another user")
             .business_failure()
             .unwrap();

@@ -11,7 +11,9 @@ use loanwire_top::{Params, TopError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use idle_loan_callback::{IdleLoanCallbackInfo, IdleLoanCallbackRequest, IdleLoanCallbackResponse};
+pub use idle_loan_callback::{
+    IdleLoanCallbackInfo, IdleLoanCallbackRequest, IdleLoanCallbackResponse,
+};
 pub use xfd_loan_change_notify::{
     XfdLoanChangeExternalRequest, XfdLoanChangeNotifyRequest, XfdLoanChangeNotifyResponse,
 };

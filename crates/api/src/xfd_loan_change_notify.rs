@@ -146,26 +146,51 @@ mod tests {
     #[test]
     fn params_round_trip_to_the_same_request() {
         let p: Params = sample().to_params().into_iter().collect();
-        assert_eq!(XfdLoanChangeNotifyRequest::from_params(&p).unwrap(), sample());
+        assert_eq!(
+            XfdLoanChangeNotifyRequest::from_params(&p).unwrap(),
+            sample()
+        );
     }
 
     #[test]
     fn required_fields_and_types_are_checked_with_their_path() {
         let parse = |json: &str| {
-            XfdLoanChangeNotifyRequest::from_params(&[(PARAM, json)].into_iter().collect()).unwrap_err()
+            XfdLoanChangeNotifyRequest::from_params(&[(PARAM, json)].into_iter().collect())
+                .unwrap_err()
         };
-        let e = parse(r#"{"after_status":"OVERDUE","before_status":"NEW","change_time":"2024-01-01 00:00:00","loan_apply_no":"FI1"}"#);
-        assert_eq!((e.code, e.msg.as_str()), (40, "Missing required arguments:param_xfd_loan_change_external_request.request_id"));
-        let e = parse(r#"{"after_status":"OVERDUE","before_status":"NEW","change_time":"01/01/2024","loan_apply_no":"FI1","request_id":"r"}"#);
-        assert_eq!((e.code, e.msg.as_str()), (41, "Invalid arguments:param_xfd_loan_change_external_request.change_time"));
+        let e = parse(
+            r#"{"after_status":"OVERDUE","before_status":"NEW","change_time":"2024-01-01 00:00:00","loan_apply_no":"FI1"}"#,
+        );
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (
+                40,
+                "Missing required arguments:param_xfd_loan_change_external_request.request_id"
+            )
+        );
+        let e = parse(
+            r#"{"after_status":"OVERDUE","before_status":"NEW","change_time":"01/01/2024","loan_apply_no":"FI1","request_id":"r"}"#,
+        );
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (
+                41,
+                "Invalid arguments:param_xfd_loan_change_external_request.change_time"
+            )
+        );
         let e = XfdLoanChangeNotifyRequest::from_params(&Params::new()).unwrap_err();
-        assert_eq!(e.msg, "Missing required arguments:param_xfd_loan_change_external_request");
+        assert_eq!(
+            e.msg,
+            "Missing required arguments:param_xfd_loan_change_external_request"
+        );
     }
 
     #[test]
     fn numeric_ids_are_read_as_text() {
         let p: Params = [(PARAM, r#"{"after_status":"OVERDUE","before_status":"NEW","change_time":1704038400000,"customer_id":123,"loan_apply_no":"FI1","request_id":123123131}"#)].into_iter().collect();
-        let r = XfdLoanChangeNotifyRequest::from_params(&p).unwrap().param_xfd_loan_change_external_request;
+        let r = XfdLoanChangeNotifyRequest::from_params(&p)
+            .unwrap()
+            .param_xfd_loan_change_external_request;
         assert_eq!(r.customer_id.as_deref(), Some("123"));
         assert_eq!(r.request_id, "123123131");
         assert_eq!(r.change_time.format(), "2024-01-01 00:00:00");

@@ -10,13 +10,28 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 const STYLES: [Style; 4] = [
-    Style { format: Format::Json, simplify: false },
-    Style { format: Format::Json, simplify: true },
-    Style { format: Format::Xml, simplify: false },
-    Style { format: Format::Xml, simplify: true },
+    Style {
+        format: Format::Json,
+        simplify: false,
+    },
+    Style {
+        format: Format::Json,
+        simplify: true,
+    },
+    Style {
+        format: Format::Xml,
+        simplify: false,
+    },
+    Style {
+        format: Format::Xml,
+        simplify: true,
+    },
 ];
 
-fn round_trip<R: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(method: &str, resp: &R) {
+fn round_trip<R: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+    method: &str,
+    resp: &R,
+) {
     let body = serde_json::to_value(resp).unwrap();
     for style in STYLES {
         let raw = render_success(method, body.as_object().unwrap(), "req-1", style);
@@ -33,19 +48,32 @@ fn round_trip<R: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(met
 
 #[test]
 fn callback_responses_round_trip_in_every_style() {
-    round_trip(idle_loan_callback::METHOD, &IdleLoanCallbackResponse::accepted());
     round_trip(
         idle_loan_callback::METHOD,
-        &IdleLoanCallbackResponse::refused("TERMINAL_STATUS_CONFLICT", "已终态 SUCCESS, 不能变为 FAIL"),
+        &IdleLoanCallbackResponse::accepted(),
+    );
+    round_trip(
+        idle_loan_callback::METHOD,
+        &IdleLoanCallbackResponse::refused(
+            "TERMINAL_STATUS_CONFLICT",
+            "已终态 SUCCESS, 不能变为 FAIL",
+        ),
     );
 }
 
 #[test]
 fn loan_change_responses_round_trip_in_every_style() {
-    round_trip(xfd_loan_change_notify::METHOD, &XfdLoanChangeNotifyResponse::accepted("r-1"));
     round_trip(
         xfd_loan_change_notify::METHOD,
-        &XfdLoanChangeNotifyResponse::refused("IDEMPOTENCY_CONFLICT", "request_id reused with other content", "r-2"),
+        &XfdLoanChangeNotifyResponse::accepted("r-1"),
+    );
+    round_trip(
+        xfd_loan_change_notify::METHOD,
+        &XfdLoanChangeNotifyResponse::refused(
+            "IDEMPOTENCY_CONFLICT",
+            "request_id reused with other content",
+            "r-2",
+        ),
     );
 }
 
@@ -54,7 +82,10 @@ fn error_responses_round_trip_in_both_formats() {
     let err = TopError::invalid_parameter("infos.status", "未知状态 DONE").with_request_id("rid-9");
     for format in [Format::Json, Format::Xml] {
         let raw = render_error(&err, format);
-        assert_eq!(parse_response(&raw, format).unwrap(), ParsedResponse::Error(err.clone()));
+        assert_eq!(
+            parse_response(&raw, format).unwrap(),
+            ParsedResponse::Error(err.clone())
+        );
     }
 }
 
@@ -65,7 +96,10 @@ fn json_success_wraps_under_the_method_root() {
         xfd_loan_change_notify::METHOD,
         body.as_object().unwrap(),
         "rid",
-        Style { format: Format::Json, simplify: false },
+        Style {
+            format: Format::Json,
+            simplify: false,
+        },
     );
     assert_eq!(
         raw,
@@ -102,7 +136,9 @@ const SEED_ERROR_XML: &str = r#"<error_response>
 
 fn parse_seed<R: DeserializeOwned>(raw: &str) -> R {
     match parse_response(raw, Format::Xml).unwrap() {
-        ParsedResponse::Success { body, .. } => serde_json::from_value(serde_json::Value::Object(body)).unwrap(),
+        ParsedResponse::Success { body, .. } => {
+            serde_json::from_value(serde_json::Value::Object(body)).unwrap()
+        }
         ParsedResponse::Error(e) => panic!("unexpected error {e}"),
     }
 }
@@ -110,8 +146,13 @@ fn parse_seed<R: DeserializeOwned>(raw: &str) -> R {
 #[test]
 fn the_seeds_response_examples_parse() {
     let cb: IdleLoanCallbackResponse = parse_seed(SEED_CALLBACK_XML);
-    let failure = cb.business_failure().expect("the seed example is a refusal");
-    assert_eq!((failure.code.as_str(), failure.message.as_str()), ("xx", "xx"));
+    let failure = cb
+        .business_failure()
+        .expect("the seed example is a refusal");
+    assert_eq!(
+        (failure.code.as_str(), failure.message.as_str()),
+        ("xx", "xx")
+    );
     assert_eq!(cb.idle_point_result.data.as_deref(), Some("false"));
 
     let ch: XfdLoanChangeNotifyResponse = parse_seed(SEED_CHANGE_XML);
@@ -148,5 +189,8 @@ fn the_seeds_request_examples_parse_from_java_sdk_parameters() {
     .into_iter()
     .collect();
     let r = loanwire_api::XfdLoanChangeNotifyRequest::from_params(&p).unwrap();
-    assert_eq!(r.param_xfd_loan_change_external_request.loan_apply_no, "FI123123121");
+    assert_eq!(
+        r.param_xfd_loan_change_external_request.loan_apply_no,
+        "FI123123121"
+    );
 }

@@ -114,7 +114,9 @@ impl TopClientBuilder {
             return Err(ClientError::Config("secret is empty".into()));
         }
         if self.retry.max_attempts == 0 {
-            return Err(ClientError::Config("retry.max_attempts must be at least 1".into()));
+            return Err(ClientError::Config(
+                "retry.max_attempts must be at least 1".into(),
+            ));
         }
         // reqwest is built without a bundled crypto provider; ring is ours. Installing fails
         // harmlessly when the application already chose one.
@@ -239,7 +241,10 @@ impl TopClient {
             (names::APP_KEY.to_string(), self.app_key.clone()),
             (names::SIGN_METHOD.to_string(), self.sign_method.to_string()),
             (names::TIMESTAMP.to_string(), timestamp_now()),
-            (names::VERSION.to_string(), loanwire_top::API_VERSION.to_string()),
+            (
+                names::VERSION.to_string(),
+                loanwire_top::API_VERSION.to_string(),
+            ),
             (names::FORMAT.to_string(), self.format.to_string()),
         ];
         if self.simplify {
@@ -266,7 +271,11 @@ impl TopClient {
     /// Calls any TOP method. An `error_response` comes back as [`ClientError::Top`]; retryable
     /// failures are retried according to the client's [`RetryPolicy`], each attempt freshly
     /// timestamped and signed.
-    pub async fn execute<K, V, I>(&self, method: &str, api_params: I) -> Result<TopResponse, ClientError>
+    pub async fn execute<K, V, I>(
+        &self,
+        method: &str,
+        api_params: I,
+    ) -> Result<TopResponse, ClientError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
@@ -344,7 +353,10 @@ impl TopClient {
                 format: self.format,
                 attempts: 1,
             }),
-            Ok(ParsedResponse::Error(e)) => Err(ClientError::Top(e)),
+            Ok(ParsedResponse::Error(error)) => Err(ClientError::Top {
+                error: Box::new(error),
+                raw,
+            }),
             Err(e) => Err(ClientError::Decode {
                 reason: e.to_string(),
                 raw,

@@ -4,9 +4,9 @@ use loanwire_top::TopError;
 /// Everything that can go wrong with a call, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The platform answered with an `error_response`.
-    #[error("{}", .0.explain())]
-    Top(TopError),
+    /// The platform answered with an `error_response` (kept raw as well, to show or log).
+    #[error("{}", .error.explain())]
+    Top { error: Box<TopError>, raw: String },
     /// The call may or may not have reached the platform: connection refused or dropped, timeout.
     #[error("transport failure: {message}")]
     Transport {
@@ -16,13 +16,17 @@ pub enum ClientError {
         source: Option<reqwest::Error>,
     },
     /// A non-200 HTTP status; TOP always answers 200, so this is a proxy or gateway failure.
-    #[error("HTTP status {status} (TOP answers 200 to every call, so something in between failed)")]
+    #[error(
+        "HTTP status {status} (TOP answers 200 to every call, so something in between failed)"
+    )]
     HttpStatus { status: u16, body: String },
     /// A 200 answer that is not a TOP envelope of the expected shape; the raw body is kept.
     #[error("undecodable response: {reason}")]
     Decode { reason: String, raw: String },
     /// The platform understood the call and refused it (`success=false`).
-    #[error("business failure {0}; fix the request or the state it refers to, retrying will not help")]
+    #[error(
+        "business failure {0}; fix the request or the state it refers to, retrying will not help"
+    )]
     Business(BusinessFailure),
     /// The client was built with settings that cannot work.
     #[error("invalid client configuration: {0}")]
@@ -34,7 +38,7 @@ impl ClientError {
     /// failures or undecodable answers.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Top(e) => e.is_retryable(),
+            ClientError::Top { error, .. } => error.is_retryable(),
             ClientError::Transport { .. } => true,
             ClientError::HttpStatus { status, .. } => *status >= 500 || *status == 429,
             ClientError::Decode { .. } | ClientError::Business(_) | ClientError::Config(_) => false,
@@ -43,7 +47,7 @@ impl ClientError {
 
     pub fn top_error(&self) -> Option<&TopError> {
         match self {
-            ClientError::Top(e) => Some(e),
+            ClientError::Top { error, .. } => Some(error),
             _ => None,
         }
     }

@@ -37,9 +37,10 @@ impl RetryPolicy {
     /// The pause before retry number `retry` (1 for the first retry): a uniform draw from
     /// zero to the capped exponential, so that many clients failing together spread out.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .initial_backoff
-            .saturating_mul(1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX));
+        let exp = self.initial_backoff.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
         let cap = exp.min(self.max_backoff);
         let nanos = cap.as_nanos().min(u64::MAX as u128) as u64;
         Duration::from_nanos(rand::rng().random_range(0..=nanos))

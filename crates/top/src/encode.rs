@@ -91,7 +91,12 @@ mod tests {
 
     #[test]
     fn object_params_are_written_like_the_java_sdk() {
-        let json = object_param(&Obj { a: "http://x/y 中文", b: None, c: vec!["xx"] }).unwrap();
+        let json = object_param(&Obj {
+            a: "http://x/y 中文",
+            b: None,
+            c: vec!["xx"],
+        })
+        .unwrap();
         assert_eq!(json, r#"{"a":"http:\/\/x\/y 中文","c":["xx"]}"#);
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["a"], "http://x/y 中文");
@@ -110,7 +115,10 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_refused_not_replaced() {
-        assert_eq!(form_decode(b"a=%FF%FE"), Err(InvalidForm::NotUtf8("a".into())));
+        assert_eq!(
+            form_decode(b"a=%FF%FE"),
+            Err(InvalidForm::NotUtf8("a".into()))
+        );
         assert!(form_decode(b"a=%EF%BF%BD").is_ok(), "a real U+FFFD is fine");
     }
 
@@ -118,7 +126,11 @@ mod tests {
     fn bare_keys_and_empty_pairs_decode() {
         assert_eq!(
             form_decode(b"a&b=&&c=1%2B1").unwrap(),
-            vec![("a".into(), "".into()), ("b".into(), "".into()), ("c".into(), "1+1".into())]
+            vec![
+                ("a".into(), "".into()),
+                ("b".into(), "".into()),
+                ("c".into(), "1+1".into())
+            ]
         );
     }
 

@@ -156,7 +156,11 @@ pub fn parse_response(raw: &str, format: Format) -> Result<ParsedResponse, Envel
         Format::Json => {
             let mut top = match serde_json::from_str::<Value>(raw)? {
                 Value::Object(m) => m,
-                other => return Err(EnvelopeError::Shape(format!("expected an object, got {other}"))),
+                other => {
+                    return Err(EnvelopeError::Shape(format!(
+                        "expected an object, got {other}"
+                    )))
+                }
             };
             if let Some(err) = top.remove(ERROR_ROOT) {
                 (ERROR_ROOT.to_string(), err)
@@ -172,7 +176,11 @@ pub fn parse_response(raw: &str, format: Format) -> Result<ParsedResponse, Envel
         Value::Object(m) => m,
         // `<x_response></x_response>`: an answer with no fields at all.
         Value::String(s) if s.trim().is_empty() => Map::new(),
-        other => return Err(EnvelopeError::Shape(format!("expected fields under <{root}>, got {other}"))),
+        other => {
+            return Err(EnvelopeError::Shape(format!(
+                "expected fields under <{root}>, got {other}"
+            )))
+        }
     };
     let request_id = map.remove("request_id").and_then(|v| text(&v));
     if root == ERROR_ROOT {
@@ -192,7 +200,10 @@ pub fn parse_response(raw: &str, format: Format) -> Result<ParsedResponse, Envel
             request_id,
         }));
     }
-    Ok(ParsedResponse::Success { body: map, request_id })
+    Ok(ParsedResponse::Success {
+        body: map,
+        request_id,
+    })
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -238,35 +249,70 @@ mod tests {
 
     #[test]
     fn root_name_follows_the_rule() {
-        assert_eq!(root_name(M), "alibaba_finance_xfd_loan_change_notify_response");
-        assert_eq!(root_name("taobao.item.seller.get"), "item_seller_get_response");
+        assert_eq!(
+            root_name(M),
+            "alibaba_finance_xfd_loan_change_notify_response"
+        );
+        assert_eq!(
+            root_name("taobao.item.seller.get"),
+            "item_seller_get_response"
+        );
     }
 
     #[test]
     fn json_success_is_wrapped_unless_simplified() {
-        let wrapped = render_success(M, &body(), "rid", Style { format: Format::Json, simplify: false });
+        let wrapped = render_success(
+            M,
+            &body(),
+            "rid",
+            Style {
+                format: Format::Json,
+                simplify: false,
+            },
+        );
         assert_eq!(
             wrapped,
             r#"{"alibaba_finance_xfd_loan_change_notify_response":{"result":{"response_code":"SUCCESS","response_message":"SUCCESS","trace_id":"t<1>","success":true},"request_id":"rid"}}"#
         );
-        let simple = render_success(M, &body(), "rid", Style { format: Format::Json, simplify: true });
+        let simple = render_success(
+            M,
+            &body(),
+            "rid",
+            Style {
+                format: Format::Json,
+                simplify: true,
+            },
+        );
         assert!(simple.starts_with(r#"{"result":{"#), "{simple}");
         for raw in [wrapped, simple] {
             assert_eq!(
                 parse_response(&raw, Format::Json).unwrap(),
-                ParsedResponse::Success { body: body(), request_id: Some("rid".into()) }
+                ParsedResponse::Success {
+                    body: body(),
+                    request_id: Some("rid".into())
+                }
             );
         }
     }
 
     #[test]
     fn xml_success_has_the_declaration_and_text_leaves() {
-        let raw = render_success(M, &body(), "rid", Style { format: Format::Xml, simplify: true });
+        let raw = render_success(
+            M,
+            &body(),
+            "rid",
+            Style {
+                format: Format::Xml,
+                simplify: true,
+            },
+        );
         assert_eq!(
             raw,
             r#"<?xml version="1.0" encoding="utf-8" ?><alibaba_finance_xfd_loan_change_notify_response><result><response_code>SUCCESS</response_code><response_message>SUCCESS</response_message><trace_id>t&lt;1&gt;</trace_id><success>true</success></result><request_id>rid</request_id></alibaba_finance_xfd_loan_change_notify_response>"#
         );
-        let ParsedResponse::Success { body, request_id } = parse_response(&raw, Format::Xml).unwrap() else {
+        let ParsedResponse::Success { body, request_id } =
+            parse_response(&raw, Format::Xml).unwrap()
+        else {
             panic!("expected success")
         };
         assert_eq!(request_id.as_deref(), Some("rid"));
@@ -276,21 +322,30 @@ mod tests {
 
     #[test]
     fn errors_round_trip_in_both_formats() {
-        let err = TopError::invalid_parameter("infos.status", "unknown value")
-            .with_request_id("r1");
+        let err =
+            TopError::invalid_parameter("infos.status", "unknown value").with_request_id("r1");
         for format in [Format::Json, Format::Xml] {
             let raw = render_error(&err, format);
-            assert_eq!(parse_response(&raw, format).unwrap(), ParsedResponse::Error(err.clone()));
+            assert_eq!(
+                parse_response(&raw, format).unwrap(),
+                ParsedResponse::Error(err.clone())
+            );
         }
         assert_eq!(
-            render_error(&TopError::new(ErrorCode::MissingMethod).with_request_id("r"), Format::Json),
+            render_error(
+                &TopError::new(ErrorCode::MissingMethod).with_request_id("r"),
+                Format::Json
+            ),
             r#"{"error_response":{"code":21,"msg":"Missing method","request_id":"r"}}"#
         );
     }
 
     #[test]
     fn lists_and_empty_elements_parse() {
-        let (root, v) = xml::parse(r#"<r><a list="true"><string>x</string><string>y</string></a><b/><c list="true"/></r>"#).unwrap();
+        let (root, v) = xml::parse(
+            r#"<r><a list="true"><string>x</string><string>y</string></a><b/><c list="true"/></r>"#,
+        )
+        .unwrap();
         assert_eq!(root, "r");
         assert_eq!(v, json!({"a": ["x", "y"], "b": "", "c": []}));
     }

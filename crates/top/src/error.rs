@@ -189,8 +189,7 @@ impl TopError {
 
     /// Code 15 with an `isp.` sub-code: the platform failed, the caller should retry.
     pub fn service_unavailable(detail: impl Into<String>) -> Self {
-        TopError::new(ErrorCode::ServiceUnavailable)
-            .with_sub(sub_code::SERVICE_UNAVAILABLE, detail)
+        TopError::new(ErrorCode::ServiceUnavailable).with_sub(sub_code::SERVICE_UNAVAILABLE, detail)
     }
 
     pub fn with_sub(mut self, sub_code: &str, sub_msg: impl Into<String>) -> Self {
@@ -287,7 +286,8 @@ mod tests {
         assert!(!TopError::invalid_parameter("infos.status", "x").is_retryable());
         assert!(!TopError::new(ErrorCode::InvalidSignature).is_retryable());
         assert!(TopError::new(ErrorCode::ServiceUnavailable).is_retryable());
-        let limited = TopError::new(ErrorCode::AppCallLimited).with_sub(sub_code::LIMITED_BY_APP, "x");
+        let limited =
+            TopError::new(ErrorCode::AppCallLimited).with_sub(sub_code::LIMITED_BY_APP, "x");
         assert!(!limited.is_retryable());
     }
 

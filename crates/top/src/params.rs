@@ -102,7 +102,11 @@ impl Params {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Params {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
-        Params(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Params(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -290,8 +294,18 @@ mod tests {
         let ten = chrono::Duration::minutes(10);
         let at = |t: &str| TopDateTime::parse(t).unwrap();
         assert!(s.check_skew(at("2025-01-17 16:09:59"), ten).is_ok());
-        assert_eq!(s.check_skew(at("2025-01-17 16:10:01"), ten).unwrap_err().code, 31);
-        assert_eq!(s.check_skew(at("2025-01-17 15:49:59"), ten).unwrap_err().code, 31);
+        assert_eq!(
+            s.check_skew(at("2025-01-17 16:10:01"), ten)
+                .unwrap_err()
+                .code,
+            31
+        );
+        assert_eq!(
+            s.check_skew(at("2025-01-17 15:49:59"), ten)
+                .unwrap_err()
+                .code,
+            31
+        );
     }
 
     #[test]

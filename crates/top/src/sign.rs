@@ -139,10 +139,9 @@ pub fn sign_matches(expected: &str, received: &str) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    a.iter()
-        .zip(b)
-        .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_uppercase() ^ y.to_ascii_uppercase()))
-        == 0
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| {
+        acc | (x.to_ascii_uppercase() ^ y.to_ascii_uppercase())
+    }) == 0
 }
 
 #[cfg(test)]
@@ -200,7 +199,10 @@ mod tests {
 
     #[test]
     fn keys_sort_in_byte_order_so_capitals_come_first() {
-        assert_eq!(string_to_sign([("app_key", "1"), ("Hi", "2"), ("_x", "3")]), "Hi2_x3app_key1");
+        assert_eq!(
+            string_to_sign([("app_key", "1"), ("Hi", "2"), ("_x", "3")]),
+            "Hi2_x3app_key1"
+        );
     }
 
     #[test]
@@ -210,7 +212,10 @@ mod tests {
 
     #[test]
     fn sign_method_parses_case_insensitively() {
-        assert_eq!("HMAC-SHA256".parse::<SignMethod>(), Ok(SignMethod::HmacSha256));
+        assert_eq!(
+            "HMAC-SHA256".parse::<SignMethod>(),
+            Ok(SignMethod::HmacSha256)
+        );
         assert_eq!("md5".parse::<SignMethod>(), Ok(SignMethod::Md5));
         assert!("sha1".parse::<SignMethod>().is_err());
     }

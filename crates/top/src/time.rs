@@ -128,7 +128,13 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        for s in ["", "2016-13-01 00:00:00", "2016-01-01T12:00:00", "yesterday", "99999999999999999999999"] {
+        for s in [
+            "",
+            "2016-13-01 00:00:00",
+            "2016-01-01T12:00:00",
+            "yesterday",
+            "99999999999999999999999",
+        ] {
             assert!(TopDateTime::parse(s).is_err(), "{s:?} should not parse");
         }
     }
@@ -138,6 +144,9 @@ mod tests {
         let a: TopDateTime = serde_json::from_str("\"2024-01-01 00:00:00\"").unwrap();
         let b: TopDateTime = serde_json::from_str("1704038400000").unwrap();
         assert_eq!(a, b);
-        assert_eq!(serde_json::to_string(&a).unwrap(), "\"2024-01-01 00:00:00\"");
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"2024-01-01 00:00:00\""
+        );
     }
 }

@@ -75,9 +75,10 @@ impl Frame {
     fn start(e: &BytesStart<'_>) -> Result<Frame, XmlError> {
         let name = String::from_utf8(e.name().as_ref().to_vec())
             .map_err(|err| XmlError::Malformed(err.to_string()))?;
-        let is_list = e.attributes().flatten().any(|a| {
-            a.key.as_ref() == b"list" && a.value.as_ref().eq_ignore_ascii_case(b"true")
-        });
+        let is_list = e
+            .attributes()
+            .flatten()
+            .any(|a| a.key.as_ref() == b"list" && a.value.as_ref().eq_ignore_ascii_case(b"true"));
         Ok(Frame {
             name,
             is_list,
@@ -134,8 +135,8 @@ pub fn parse(xml: &str) -> Result<(String, Value), XmlError> {
             }
             Event::CData(c) => {
                 if let Some(frame) = stack.last_mut() {
-                    let text = std::str::from_utf8(&c)
-                        .map_err(|e| XmlError::Malformed(e.to_string()))?;
+                    let text =
+                        std::str::from_utf8(&c).map_err(|e| XmlError::Malformed(e.to_string()))?;
                     frame.text.push_str(text);
                 }
             }

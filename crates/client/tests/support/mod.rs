@@ -11,18 +11,32 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, Clone)]
 pub enum Action {
-    Answer { status: u16, content_type: &'static str, body: String },
-    AnswerGzip { body: String },
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+    AnswerGzip {
+        body: String,
+    },
     Late(Duration, String),
     Drop,
 }
 
 impl Action {
     pub fn json(body: impl Into<String>) -> Action {
-        Action::Answer { status: 200, content_type: "application/json;charset=UTF-8", body: body.into() }
+        Action::Answer {
+            status: 200,
+            content_type: "application/json;charset=UTF-8",
+            body: body.into(),
+        }
     }
     pub fn xml(body: impl Into<String>) -> Action {
-        Action::Answer { status: 200, content_type: "text/xml;charset=UTF-8", body: body.into() }
+        Action::Answer {
+            status: 200,
+            content_type: "text/xml;charset=UTF-8",
+            body: body.into(),
+        }
     }
 }
 
@@ -67,25 +81,46 @@ impl ScriptedServer {
         let log = received.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let log = log.clone();
                 let script = script.clone();
                 tokio::spawn(async move {
-                    let Some(req) = read_request(&mut sock).await else { return };
+                    let Some(req) = read_request(&mut sock).await else {
+                        return;
+                    };
                     log.lock().unwrap().push(req);
                     let action = script.lock().unwrap().pop_front().unwrap_or(Action::Drop);
                     let (status, ctype, body, gzip) = match action {
                         Action::Drop => return, // closes the socket without a word
-                        Action::Answer { status, content_type, body } => (status, content_type, body.into_bytes(), false),
+                        Action::Answer {
+                            status,
+                            content_type,
+                            body,
+                        } => (status, content_type, body.into_bytes(), false),
                         Action::AnswerGzip { body } => {
                             use std::io::Write;
-                            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                            let mut enc = flate2::write::GzEncoder::new(
+                                Vec::new(),
+                                flate2::Compression::default(),
+                            );
                             enc.write_all(body.as_bytes()).unwrap();
-                            (200, "application/json;charset=UTF-8", enc.finish().unwrap(), true)
+                            (
+                                200,
+                                "application/json;charset=UTF-8",
+                                enc.finish().unwrap(),
+                                true,
+                            )
                         }
                         Action::Late(d, body) => {
                             tokio::time::sleep(d).await;
-                            (200, "application/json;charset=UTF-8", body.into_bytes(), false)
+                            (
+                                200,
+                                "application/json;charset=UTF-8",
+                                body.into_bytes(),
+                                false,
+                            )
                         }
                     };
                     let mut head = format!(
@@ -147,5 +182,9 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Received { request_line, headers, body })
+    Some(Received {
+        request_line,
+        headers,
+        body,
+    })
 }
