@@ -1,0 +1,78 @@
+//! Durable state: partner apps, processes, loan notes, idempotency records and the append-only
+//! inbox, behind two narrow traits.
+//!
+//! - [`Store`]: what the gateway and the CLI ask of a backend (async).
+//! - [`Tx`]: the reads and writes one call's unit of work makes inside a transaction. The
+//!   gateway's API modules write their `apply` against it, so every backend runs the same rules,
+//!   and everything a call changes, its inbox record included, commits together or not at all.
+
+pub mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use loanwire_domain::idempotency::IdempotencyRecord;
+use loanwire_domain::loan::{Flag, LoanState};
+use loanwire_domain::process::{ProcessKey, ProcessState};
+
+pub use model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be used right now (unreachable, locked, full, corrupt). The unit of
+    /// work was rolled back; the caller may retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The request to the store itself is wrong (an unknown app to update, a bad value).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// One call's unit of work, run by the backend inside a transaction; on `Err` nothing of it
+/// stays. It may run again if the backend has to retry the transaction.
+pub type Work = Box<dyn FnMut(&mut dyn Tx) -> Result<Recorded, StoreError> + Send>;
+
+/// The reads and writes of one unit of work. Reads see the unit's own writes and those of every
+/// unit committed before it; a backend serialises units that touch the same process or loan.
+pub trait Tx {
+    fn process(&mut self, key: &ProcessKey) -> Result<Option<ProcessState>, StoreError>;
+    fn put_process(&mut self, state: &ProcessState, now_ms: i64) -> Result<(), StoreError>;
+    fn loan(&mut self, loan_apply_no: &str) -> Result<Option<LoanState>, StoreError>;
+    fn put_loan(&mut self, state: &LoanState, flags: &[Flag], now_ms: i64) -> Result<(), StoreError>;
+    fn idempotency(&mut self, app_key: &str, request_id: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    fn put_idempotency(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+        record: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Appends to the inbox; returns the record's id.
+    fn append_inbox(&mut self, entry: &InboxEntry) -> Result<i64, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Runs one unit of work durably: when this returns `Ok`, it is committed to disk.
+    async fn transact(&self, work: Work) -> Result<Recorded, StoreError>;
+
+    async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError>;
+    async fn apps(&self) -> Result<Vec<App>, StoreError>;
+    async fn create_app(&self, app: &App) -> Result<(), StoreError>;
+    /// Replaces an app's record (enable/disable, secret rotation, grants).
+    async fn update_app(&self, app: &App) -> Result<(), StoreError>;
+
+    async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError>;
+    async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError>;
+    async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxRecord>, StoreError>;
+    /// One inbox record by the call's `request_id`.
+    async fn inbox_call(&self, call_id: &str) -> Result<Option<InboxRecord>, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,190 @@
+//! What the store keeps and shows.
+
+use loanwire_domain::loan::Flag;
+use loanwire_domain::Outcome;
+use loanwire_top::TopDateTime;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A registered partner app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct App {
+    pub app_key: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret: String,
+    /// After a rotation, the old secret keeps working until `previous_secret_expires_ms`.
+    #[serde(skip)]
+    pub previous_secret: Option<String>,
+    #[serde(skip)]
+    pub previous_secret_expires_ms: Option<i64>,
+    /// Channels it may report processes for; `None`: any.
+    pub channels: Option<Vec<String>>,
+    /// Methods it may call; `None`: every method the gateway serves.
+    pub methods: Option<Vec<String>>,
+    /// Calls per second; `None`: the gateway's default.
+    pub rate_limit: Option<u32>,
+    pub enabled: bool,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl App {
+    /// The secrets a signature may be made with at `now_ms`: the current one, then the
+    /// previous one during its grace period.
+    pub fn secrets_at(&self, now_ms: i64) -> impl Iterator<Item = &str> {
+        let previous = match (&self.previous_secret, self.previous_secret_expires_ms) {
+            (Some(s), Some(until)) if now_ms < until => Some(s.as_str()),
+            _ => None,
+        };
+        std::iter::once(self.secret.as_str()).chain(previous)
+    }
+
+    pub fn may_call(&self, method: &str) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|ms| ms.iter().any(|m| m == method))
+    }
+
+    pub fn may_report_for(&self, channel_id: &str) -> bool {
+        self.channels
+            .as_ref()
+            .is_none_or(|cs| cs.iter().any(|c| c == channel_id))
+    }
+}
+
+/// What a unit of work answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub outcome: Outcome,
+    /// The exact response body sent.
+    pub response: String,
+    pub inbox_id: i64,
+}
+
+/// One authenticated call, as appended to the inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxEntry {
+    /// The `request_id` of the call's envelope.
+    pub call_id: String,
+    pub received_ms: i64,
+    pub app_key: String,
+    pub method: String,
+    /// Every parameter as received, as a JSON object.
+    pub params: Value,
+    pub outcome: Outcome,
+    /// The TOP error code, when the answer was an `error_response`.
+    pub error_code: Option<u32>,
+    /// The business code of a `success=false` answer.
+    pub biz_code: Option<String>,
+    /// What the call was about (`loan:…`, `process:…`), for histories.
+    pub subject: Option<String>,
+    /// The caller's idempotency key (`request_id` of a loan change).
+    pub idempotency_key: Option<String>,
+    /// What the call reported, in a few fields (statuses, times).
+    pub detail: Value,
+    pub response: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboxRecord {
+    pub id: i64,
+    /// The envelope's `request_id`.
+    pub call_id: String,
+    pub received_at: String,
+    pub app_key: String,
+    pub method: String,
+    pub outcome: String,
+    pub error_code: Option<u32>,
+    pub biz_code: Option<String>,
+    pub subject: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub params: Value,
+    pub detail: Value,
+    pub response: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxQuery {
+    pub app_key: Option<String>,
+    pub method: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Pagination: only records older than this id.
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// One call in a history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// The caller's `request_id` for a loan change; the call's envelope `request_id` otherwise.
+    pub request_id: String,
+    /// The envelope's `request_id`.
+    pub call_id: String,
+    pub received_at: String,
+    pub app_key: String,
+    pub outcome: String,
+    pub error_code: Option<u32>,
+    pub biz_code: Option<String>,
+    #[serde(flatten)]
+    pub detail: Value,
+}
+
+impl From<&InboxRecord> for HistoryEntry {
+    fn from(r: &InboxRecord) -> Self {
+        HistoryEntry {
+            request_id: r.idempotency_key.clone().unwrap_or_else(|| r.call_id.clone()),
+            call_id: r.call_id.clone(),
+            received_at: r.received_at.clone(),
+            app_key: r.app_key.clone(),
+            outcome: r.outcome.clone(),
+            error_code: r.error_code,
+            biz_code: r.biz_code.clone(),
+            detail: r.detail.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoanView {
+    pub loan_apply_no: String,
+    pub status: String,
+    pub app_key: String,
+    pub customer_id: Option<String>,
+    pub institution_loan_no: Option<String>,
+    pub last_change_time: String,
+    pub needs_reconciliation: bool,
+    pub reconciliation_reasons: Vec<Flag>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessView {
+    pub channel_id: String,
+    #[serde(rename = "type")]
+    pub process_type: String,
+    pub process_no: String,
+    pub user: String,
+    pub user_id: i64,
+    pub status: String,
+    pub submit_time: Option<String>,
+    pub complete_time: Option<String>,
+    pub fund_products: Option<Vec<String>>,
+    pub app_key: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Milliseconds since the epoch, as a GMT+8 TOP time.
+pub fn format_ms(ms: i64) -> String {
+    TopDateTime::from_epoch_millis(ms)
+        .map(|t| t.format())
+        .unwrap_or_default()
+}
+
+pub fn now_ms() -> i64 {
+    TopDateTime::now().epoch_millis()
+}
