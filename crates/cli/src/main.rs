@@ -1,4 +1,5 @@
-//! `loanwire`: one binary for the partner CLI (`call`, `sign`) and the gateway.
+//! `loanwire`: one binary for the gateway (`serve`, `app`, `loan`, `process`, `inbox`) and the
+//! partner CLI (`call`, `sign`).
 
 mod commands;
 mod output;
@@ -20,15 +21,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway (embedded SQLite in ./loanwire-data by default).
+    Serve(commands::serve::ServeArgs),
+    /// Manage partner apps in the gateway's database.
+    App(commands::app::AppArgs),
+    /// Read a loan note from a running gateway.
+    Loan(commands::show::LoanArgs),
+    /// Read a credit/loan process from a running gateway.
+    Process(commands::show::ProcessArgs),
+    /// Read the call log (newest first) from a running gateway.
+    Inbox(commands::show::InboxArgs),
     /// Call a TOP gateway (Alibaba's or a loanwire one) as a partner app.
     Call(Box<commands::call::CallArgs>),
     /// Sign exactly the given parameters and print the upper-case sign.
     Sign(commands::sign::SignArgs),
 }
 
+/// Logs go to stderr; `LOANWIRE_LOG` filters (default `info`), `LOANWIRE_LOG_FORMAT=json`
+/// writes one JSON object per line.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LOANWIRE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOANWIRE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::App(args) => commands::app::run(args),
+        Command::Loan(args) => commands::show::loan(args),
+        Command::Process(args) => commands::show::process(args),
+        Command::Inbox(args) => commands::show::inbox(args),
         Command::Call(args) => commands::call::run(*args),
         Command::Sign(args) => commands::sign::run(args),
     }

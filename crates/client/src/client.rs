@@ -118,9 +118,7 @@ impl TopClientBuilder {
                 "retry.max_attempts must be at least 1".into(),
             ));
         }
-        // reqwest is built without a bundled crypto provider; ring is ours. Installing fails
-        // harmlessly when the application already chose one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)

@@ -22,4 +22,10 @@ pub use outcome::{Outcome, Reply};
 pub use retry::RetryPolicy;
 
 pub use loanwire_api as api;
+
+/// reqwest is built without a bundled TLS crypto provider; this installs `ring` as the
+/// process-wide one (a no-op when the application already installed one).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use loanwire_top as top;

@@ -43,8 +43,17 @@ pub trait Tx {
     fn process(&mut self, key: &ProcessKey) -> Result<Option<ProcessState>, StoreError>;
     fn put_process(&mut self, state: &ProcessState, now_ms: i64) -> Result<(), StoreError>;
     fn loan(&mut self, loan_apply_no: &str) -> Result<Option<LoanState>, StoreError>;
-    fn put_loan(&mut self, state: &LoanState, flags: &[Flag], now_ms: i64) -> Result<(), StoreError>;
-    fn idempotency(&mut self, app_key: &str, request_id: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    fn put_loan(
+        &mut self,
+        state: &LoanState,
+        flags: &[Flag],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    fn idempotency(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
     fn put_idempotency(
         &mut self,
         app_key: &str,

@@ -133,7 +133,10 @@ pub struct HistoryEntry {
 impl From<&InboxRecord> for HistoryEntry {
     fn from(r: &InboxRecord) -> Self {
         HistoryEntry {
-            request_id: r.idempotency_key.clone().unwrap_or_else(|| r.call_id.clone()),
+            request_id: r
+                .idempotency_key
+                .clone()
+                .unwrap_or_else(|| r.call_id.clone()),
             call_id: r.call_id.clone(),
             received_at: r.received_at.clone(),
             app_key: r.app_key.clone(),

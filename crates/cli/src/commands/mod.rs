@@ -1,4 +1,7 @@
+pub mod app;
 pub mod call;
+pub mod serve;
+pub mod show;
 pub mod sign;
 
 /// Exit statuses, so that scripts can tell failures apart.

@@ -98,7 +98,10 @@ impl SqliteStore {
     /// writer thread. Must be called within a Tokio runtime.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display()))
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
         })?;
         let path = dir.join(DB_FILE);
         let mut writer = open_connection(&path, options.busy_timeout)?;
@@ -187,11 +190,15 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
         }
         return;
     }
-    let mut done: Vec<(oneshot::Sender<_>, Result<Recorded, StoreError>)> = Vec::with_capacity(batch.len());
+    let mut done: Vec<(oneshot::Sender<_>, Result<Recorded, StoreError>)> =
+        Vec::with_capacity(batch.len());
     let mut batch_lost: Option<String> = None;
     for mut job in batch.drain(..) {
         if batch_lost.is_some() {
-            done.push((job.reply, Err(StoreError::Unavailable("batch aborted".into()))));
+            done.push((
+                job.reply,
+                Err(StoreError::Unavailable("batch aborted".into())),
+            ));
             continue;
         }
         let result = run_unit(conn, &mut job.work);
@@ -300,7 +307,9 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| {
-            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
             Ok(())
         })
         .await

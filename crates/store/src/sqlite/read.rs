@@ -14,7 +14,9 @@ const APP_COLUMNS: &str = "app_key, name, secret, previous_secret, previous_secr
 fn list(v: Option<String>) -> rusqlite::Result<Option<Vec<String>>> {
     v.map(|s| serde_json::from_str(&s))
         .transpose()
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn app_row(r: &Row<'_>) -> rusqlite::Result<App> {
@@ -34,24 +36,31 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<App> {
 }
 
 fn to_json(v: &Option<Vec<String>>) -> Option<String> {
-    v.as_ref().map(|l| serde_json::to_string(l).expect("strings serialize"))
+    v.as_ref()
+        .map(|l| serde_json::to_string(l).expect("strings serialize"))
 }
 
 pub fn app(c: &mut Connection, key: &str) -> Result<Option<App>, StoreError> {
-    let mut stmt = c.prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps WHERE app_key = ?1"))?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {APP_COLUMNS} FROM apps WHERE app_key = ?1"
+    ))?;
     Ok(stmt.query_row(params![key], app_row).optional()?)
 }
 
 pub fn apps(c: &mut Connection) -> Result<Vec<App>, StoreError> {
-    let mut stmt = c.prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_ms, app_key"))?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {APP_COLUMNS} FROM apps ORDER BY created_ms, app_key"
+    ))?;
     let rows = stmt.query_map([], app_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn insert_app(c: &mut Connection, a: &App) -> Result<(), StoreError> {
     let n = c.execute(
-        &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                  ON CONFLICT (app_key) DO NOTHING"),
+        &format!(
+            "INSERT INTO apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                  ON CONFLICT (app_key) DO NOTHING"
+        ),
         params![
             a.app_key,
             a.name,
@@ -67,7 +76,10 @@ pub fn insert_app(c: &mut Connection, a: &App) -> Result<(), StoreError> {
         ],
     )?;
     if n == 0 {
-        return Err(StoreError::Invalid(format!("app `{}` already exists", a.app_key)));
+        return Err(StoreError::Invalid(format!(
+            "app `{}` already exists",
+            a.app_key
+        )));
     }
     Ok(())
 }
@@ -153,15 +165,19 @@ pub fn loan_view(c: &mut Connection, no: &str) -> Result<Option<LoanView>, Store
             },
         )
         .optional()?;
-    let Some((status, app_key, customer_id, institution_loan_no, last, flagged, created, updated)) = row else {
+    let Some((status, app_key, customer_id, institution_loan_no, last, flagged, created, updated)) =
+        row
+    else {
         return Ok(None);
     };
-    let mut stmt = tx.prepare_cached("SELECT flag FROM loan_flags WHERE loan_apply_no = ?1 ORDER BY id")?;
+    let mut stmt =
+        tx.prepare_cached("SELECT flag FROM loan_flags WHERE loan_apply_no = ?1 ORDER BY id")?;
     let reasons: Vec<Flag> = stmt
         .query_map(params![no], |r| r.get::<_, String>(0))?
         .map(|s| {
             let s = s?;
-            serde_json::from_str(&s).map_err(|e| StoreError::Unavailable(format!("unreadable flag: {e}")))
+            serde_json::from_str(&s)
+                .map_err(|e| StoreError::Unavailable(format!("unreadable flag: {e}")))
         })
         .collect::<Result<_, StoreError>>()?;
     drop(stmt);
@@ -181,7 +197,10 @@ pub fn loan_view(c: &mut Connection, no: &str) -> Result<Option<LoanView>, Store
     }))
 }
 
-pub fn process_view(c: &mut Connection, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError> {
+pub fn process_view(
+    c: &mut Connection,
+    key: &ProcessKey,
+) -> Result<Option<ProcessView>, StoreError> {
     let tx = c.transaction()?;
     let row = tx
         .query_row(
@@ -203,7 +222,9 @@ pub fn process_view(c: &mut Connection, key: &ProcessKey) -> Result<Option<Proce
             },
         )
         .optional()?;
-    let Some((user, user_id, status, submit, complete, fund_products, app_key, created, updated)) = row else {
+    let Some((user, user_id, status, submit, complete, fund_products, app_key, created, updated)) =
+        row
+    else {
         return Ok(None);
     };
     let history = history(&tx, &key.subject())?;
@@ -251,6 +272,8 @@ pub fn inbox(c: &mut Connection, q: &InboxQuery) -> Result<Vec<InboxRecord>, Sto
 }
 
 pub fn inbox_call(c: &mut Connection, call_id: &str) -> Result<Option<InboxRecord>, StoreError> {
-    let mut stmt = c.prepare_cached(&format!("SELECT {INBOX_COLUMNS} FROM inbox WHERE call_id = ?1"))?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {INBOX_COLUMNS} FROM inbox WHERE call_id = ?1"
+    ))?;
     Ok(stmt.query_row(params![call_id], inbox_row).optional()?)
 }

@@ -17,7 +17,8 @@ fn time(ms: Option<i64>) -> Option<TopDateTime> {
 }
 
 fn json_list(v: &Option<Vec<String>>) -> Option<String> {
-    v.as_ref().map(|l| serde_json::to_string(l).expect("strings serialize"))
+    v.as_ref()
+        .map(|l| serde_json::to_string(l).expect("strings serialize"))
 }
 
 fn bad_row(e: impl std::fmt::Display) -> StoreError {
@@ -31,17 +32,20 @@ impl Tx for SqliteTx<'_> {
              FROM processes WHERE channel_id = ?1 AND process_type = ?2 AND process_no = ?3",
         )?;
         let row = stmt
-            .query_row(params![key.channel_id, key.process_type, key.process_no], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            })
+            .query_row(
+                params![key.channel_id, key.process_type, key.process_no],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, String>(6)?,
+                    ))
+                },
+            )
             .optional()?;
         let Some((user, user_id, status, submit, complete, funds, app_key)) = row else {
             return Ok(None);
@@ -153,7 +157,11 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn idempotency(&mut self, app_key: &str, request_id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    fn idempotency(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT fingerprint, response FROM idempotency WHERE app_key = ?1 AND request_id = ?2",
         )?;
@@ -183,7 +191,13 @@ impl Tx for SqliteTx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let response = serde_json::to_string(&record.response).expect("JSON serializes");
-        stmt.execute(params![app_key, request_id, record.fingerprint, response, now_ms])?;
+        stmt.execute(params![
+            app_key,
+            request_id,
+            record.fingerprint,
+            response,
+            now_ms
+        ])?;
         Ok(())
     }
 

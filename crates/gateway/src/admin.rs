@@ -1,0 +1,157 @@
+//! The operators' read API: JSON over HTTP behind a bearer token.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use loanwire_domain::process::ProcessKey;
+use loanwire_domain::Outcome;
+use loanwire_store::{InboxQuery, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/loans/{loan_apply_no}", get(loan))
+        .route(
+            "/api/v1/processes/{channel_id}/{process_type}/{process_no}",
+            get(process),
+        )
+        .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/inbox/{call_id}", get(inbox_call))
+}
+
+/// A read API failure: an HTTP status and a JSON `{"error": …}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.config.admin_token else {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "the read API is closed: start the gateway with LOANWIRE_ADMIN_TOKEN (or --sandbox)"
+                .into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid `Authorization: Bearer <admin token>` is needed".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("{what} not found"))
+}
+
+async fn loan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let view = state
+        .store
+        .loan_view(&no)
+        .await?
+        .ok_or_else(|| not_found(format!("loan note `{no}`")))?;
+    Ok(Json(view).into_response())
+}
+
+async fn process(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((channel_id, process_type, process_no)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let key = ProcessKey {
+        channel_id,
+        process_type,
+        process_no,
+    };
+    let view = state.store.process_view(&key).await?.ok_or_else(|| {
+        not_found(format!(
+            "process {}/{}/{}",
+            key.channel_id, key.process_type, key.process_no
+        ))
+    })?;
+    Ok(Json(view).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InboxParams {
+    app: Option<String>,
+    method: Option<String>,
+    outcome: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn inbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<InboxParams>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let outcome = match p.outcome.as_deref() {
+        None | Some("") => None,
+        Some(o) => Some(Outcome::parse(o).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("outcome `{o}` is not one of applied, duplicate, stale, refused"),
+            )
+        })?),
+    };
+    let limit = p.limit.unwrap_or(50).clamp(1, 500);
+    let query = InboxQuery {
+        app_key: p.app,
+        method: p.method,
+        outcome,
+        before_id: p.before,
+        limit,
+    };
+    let records = state.store.inbox(&query).await?;
+    let next = (records.len() as u32 == limit)
+        .then(|| records.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({ "records": records, "next_before": next })).into_response())
+}
+
+async fn inbox_call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let record = state
+        .store
+        .inbox_call(&call_id)
+        .await?
+        .ok_or_else(|| not_found(format!("call `{call_id}`")))?;
+    Ok(Json(record).into_response())
+}

@@ -1,0 +1,84 @@
+//! `alibaba.finance.xfd.loan.change.notify`: parse, check, apply (SPEC 2.2).
+
+use loanwire_api::xfd_loan_change_notify::XfdLoanChangeNotifyResponse;
+use loanwire_api::{TopApi, XfdLoanChangeNotifyRequest};
+use loanwire_domain::idempotency::{self, Check, IdempotencyRecord, IDEMPOTENCY_CONFLICT};
+use loanwire_domain::loan::{self, LoanDecision};
+use loanwire_domain::Outcome;
+use loanwire_store::{App, Work};
+use loanwire_top::Params;
+use serde_json::json;
+
+use super::{body_of, refusal, CallMeta, Subject};
+use crate::state::AppState;
+
+pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) -> Work {
+    let req = match XfdLoanChangeNotifyRequest::from_params(params) {
+        Ok(r) => r.param_xfd_loan_change_external_request,
+        Err(e) => return refusal(meta, e, None),
+    };
+    let about = Subject {
+        subject: Some(loan::subject(&req.loan_apply_no)),
+        idempotency_key: Some(req.request_id.clone()),
+        detail: json!({
+            "before_status": req.before_status,
+            "after_status": req.after_status,
+            "change_time": req.change_time,
+        }),
+    };
+    let skew =
+        chrono::Duration::from_std(state.config.skew()).unwrap_or(chrono::Duration::minutes(10));
+    if let Err(e) = loan::validate(&state.config.domain, &req, meta.now, skew) {
+        return refusal(meta, e, Some(about));
+    }
+    let config = state.config.clone();
+    let fingerprint = idempotency::fingerprint(&req);
+    Box::new(move |tx| {
+        let seen = tx.idempotency(&meta.app_key, &req.request_id)?;
+        match idempotency::check(seen.as_ref(), &fingerprint) {
+            Check::Fresh => {}
+            Check::Replay(body) => {
+                return meta.answer_body(tx, Outcome::Duplicate, &about, None, &body)
+            }
+            Check::Conflict => {
+                let resp = XfdLoanChangeNotifyResponse::refused(
+                    IDEMPOTENCY_CONFLICT,
+                    format!(
+                        "幂等号冲突: request_id `{}` was used before with other content",
+                        req.request_id
+                    ),
+                    &meta.call_id,
+                );
+                return meta.answer(
+                    tx,
+                    Outcome::Refused,
+                    &about,
+                    Some(IDEMPOTENCY_CONFLICT.into()),
+                    &resp,
+                );
+            }
+        }
+        let current = tx.loan(&req.loan_apply_no)?;
+        let decision = loan::decide(&config.domain, current.as_ref(), &req, &meta.app_key);
+        let response = match decision.response(&meta.call_id) {
+            Ok(r) => r,
+            // Another institution's loan note: not this app's request_id space to remember.
+            Err(e) => return meta.fail(tx, &about, &e),
+        };
+        if let LoanDecision::Apply { state, flags } = &decision {
+            tx.put_loan(state, flags, meta.received_ms)?;
+        }
+        let body = body_of(&response);
+        tx.put_idempotency(
+            &meta.app_key,
+            &req.request_id,
+            &IdempotencyRecord {
+                fingerprint: fingerprint.clone(),
+                response: body.clone(),
+            },
+            meta.received_ms,
+        )?;
+        let biz_code = (!response.result.success).then(|| response.result.response_code.clone());
+        meta.answer_body(tx, decision.outcome(), &about, biz_code, &body)
+    })
+}

@@ -1,0 +1,201 @@
+//! Gateway configuration, layered: defaults → TOML file → `LOANWIRE_*` environment → flags
+//! (the caller applies flags last), then validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use loanwire_domain::DomainConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the embedded SQLite database lives.
+    pub data_dir: PathBuf,
+    /// Partner sandbox: a demo app, a generated admin token, the signed string shown on
+    /// "Invalid signature".
+    pub sandbox: bool,
+    /// Bearer token for the read API; the read API is closed without one.
+    pub admin_token: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most parameters one call may carry.
+    pub max_params: usize,
+    /// Allowed distance between a call's `timestamp` (and a `change_time`) and the gateway's clock.
+    pub timestamp_skew_secs: u64,
+    /// Calls per second per app when the app has no limit of its own; 0: unlimited.
+    pub default_rate_limit: u32,
+    /// How long an app's record is cached; changes made by `loanwire app …` take effect within it.
+    pub app_cache_ms: u64,
+    /// Most calls committed in one transaction.
+    pub max_batch: usize,
+    /// The loan domain's vocabularies and transitions.
+    pub domain: DomainConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./loanwire-data"),
+            sandbox: false,
+            admin_token: None,
+            max_body_bytes: 64 * 1024,
+            max_params: 64,
+            timestamp_skew_secs: 600,
+            default_rate_limit: 0,
+            app_cache_ms: 1000,
+            max_batch: 512,
+            domain: DomainConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the file if given.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = file else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `LOANWIRE_*` variables from `vars` (the process environment in production).
+    pub fn apply_env<I>(&mut self, vars: I) -> Result<(), ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
+            v.trim().parse().map_err(|_| ConfigError::Env {
+                name: name.into(),
+                message: format!("`{v}` is not a number"),
+            })
+        }
+        for (name, v) in vars {
+            match name.as_str() {
+                "LOANWIRE_LISTEN" => self.listen = v,
+                "LOANWIRE_DATA_DIR" => self.data_dir = PathBuf::from(v),
+                "LOANWIRE_SANDBOX" => {
+                    self.sandbox =
+                        matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+                }
+                "LOANWIRE_ADMIN_TOKEN" if !v.is_empty() => self.admin_token = Some(v),
+                "LOANWIRE_MAX_BODY_BYTES" => self.max_body_bytes = num(&name, &v)?,
+                "LOANWIRE_MAX_PARAMS" => self.max_params = num(&name, &v)?,
+                "LOANWIRE_TIMESTAMP_SKEW_SECS" => self.timestamp_skew_secs = num(&name, &v)?,
+                "LOANWIRE_DEFAULT_RATE_LIMIT" => self.default_rate_limit = num(&name, &v)?,
+                "LOANWIRE_APP_CACHE_MS" => self.app_cache_ms = num(&name, &v)?,
+                "LOANWIRE_MAX_BATCH" => self.max_batch = num(&name, &v)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(format!(
+                "listen `{}` is not an ADDR:PORT socket address",
+                self.listen
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return bad(format!(
+                "max_body_bytes {} is below 1024",
+                self.max_body_bytes
+            ));
+        }
+        if self.max_params < 8 {
+            return bad(format!(
+                "max_params {} is below 8 (the system parameters alone)",
+                self.max_params
+            ));
+        }
+        if self.timestamp_skew_secs == 0 {
+            return bad("timestamp_skew_secs must be positive".into());
+        }
+        if self.max_batch == 0 {
+            return bad("max_batch must be positive".into());
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < 16 {
+                return bad("admin_token must be at least 16 characters".into());
+            }
+        }
+        self.domain.validate().map_err(ConfigError::Invalid)
+    }
+
+    pub fn skew(&self) -> Duration {
+        Duration::from_secs(self.timestamp_skew_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = std::env::temp_dir().join(format!("loanwire-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("loanwire.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n[domain.process]\ntypes = [\"CREDIT\"]\n").unwrap();
+        let mut c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.domain.process.types, vec!["CREDIT".to_string()]);
+        c.apply_env([("LOANWIRE_MAX_BODY_BYTES".to_string(), "8192".to_string())])
+            .unwrap();
+        assert_eq!(c.max_body_bytes, 8192);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn mistakes_are_reported_clearly() {
+        let mut c = Config::default();
+        let e = c
+            .apply_env([("LOANWIRE_MAX_PARAMS".to_string(), "many".to_string())])
+            .unwrap_err();
+        assert!(e.to_string().contains("LOANWIRE_MAX_PARAMS"), "{e}");
+        c.listen = "localhost".into();
+        assert!(c.validate().unwrap_err().to_string().contains("listen"));
+        let dir = std::env::temp_dir().join(format!("loanwire-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&file))
+            .unwrap_err()
+            .to_string()
+            .contains("lisen"));
+    }
+}

@@ -1,0 +1,131 @@
+//! Building the application from configuration, on a listener the caller bound (port 0 in
+//! tests), and running it until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::any;
+use axum::Router;
+use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
+use loanwire_store::{Store, StoreError};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::state::{AppCache, AppState, RateLimits};
+use crate::{admin, ops, top};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store the configuration names.
+pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Store>, StoreError> {
+    let batches = metrics.batch_size.clone();
+    let options = SqliteOptions {
+        max_batch: config.max_batch,
+        on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),
+        ..SqliteOptions::default()
+    };
+    Ok(Arc::new(SqliteStore::open(&config.data_dir, options)?))
+}
+
+pub fn state(config: Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> AppState {
+    AppState {
+        apps: Arc::new(AppCache::new(Duration::from_millis(config.app_cache_ms))),
+        limits: Arc::new(RateLimits::new(config.default_rate_limit)),
+        config: Arc::new(config),
+        store,
+        metrics,
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(loanwire_top::ROUTER_PATH, any(top::router_rest))
+        .merge(admin::routes())
+        .merge(ops::routes())
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Validates the configuration, opens the store and builds the routes.
+    pub async fn build(config: Config, listener: TcpListener) -> Result<Application, StartError> {
+        config.validate()?;
+        let metrics = Arc::new(Metrics::default());
+        let store = open_store(&config, &metrics)?;
+        Ok(Application::with_store(config, store, metrics, listener))
+    }
+
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        listener: TcpListener,
+    ) -> Application {
+        let state = state(config, store, metrics);
+        Application {
+            listener,
+            router: router(state.clone()),
+            state,
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight calls finish
+    /// (each answers only after its commit) and returns.
+    pub async fn run_until<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: no new calls, finishing the ones in flight");
+}

@@ -1,0 +1,84 @@
+//! Who is calling: the app key, the signature, the timestamp's freshness.
+
+use std::sync::Arc;
+
+use loanwire_store::App;
+use loanwire_top::error::sub_code;
+use loanwire_top::{sign, ErrorCode, Params, SystemParams, TopDateTime, TopError};
+
+use crate::state::AppState;
+
+/// The app behind a call whose signature verifies and whose timestamp is fresh.
+pub async fn authenticate(
+    state: &AppState,
+    sys: &SystemParams,
+    params: &Params,
+) -> Result<Arc<App>, TopError> {
+    let app = state
+        .apps
+        .get(state.store.as_ref(), &sys.app_key)
+        .await
+        .map_err(|e| TopError::service_unavailable(format!("服务暂不可用, 请重试: {e}")))?;
+    let app = match app {
+        Some(a) if a.enabled => a,
+        Some(_) => {
+            return Err(TopError::new(ErrorCode::InvalidAppKey).with_sub(
+                "isv.appkey-disabled",
+                format!("app `{}` is disabled", sys.app_key),
+            ))
+        }
+        None => {
+            return Err(TopError::new(ErrorCode::InvalidAppKey).with_sub(
+                "isv.appkey-not-exists",
+                format!("app `{}` does not exist", sys.app_key),
+            ))
+        }
+    };
+    let now = TopDateTime::now();
+    let signed = sign::string_to_sign(params.iter());
+    let matches = app.secrets_at(now.epoch_millis()).any(|secret| {
+        sign::sign_matches(
+            &sign::digest(sys.sign_method, secret.as_bytes(), &signed),
+            &sys.sign,
+        )
+    });
+    if !matches {
+        let hint = if state.config.sandbox {
+            let shown = sign::Signature {
+                method: sys.sign_method,
+                string_to_sign: signed,
+                sign: String::new(),
+            }
+            .explain();
+            format!("sandbox: the gateway signed `{shown}` with {}; compare it with the string you signed", sys.sign_method)
+        } else {
+            format!(
+                "the sign does not match ({}, parameters sorted by key)",
+                sys.sign_method
+            )
+        };
+        return Err(
+            TopError::new(ErrorCode::InvalidSignature).with_sub("isv.invalid-signature", hint)
+        );
+    }
+    let skew =
+        chrono::Duration::from_std(state.config.skew()).unwrap_or(chrono::Duration::minutes(10));
+    sys.check_skew(now, skew)?;
+    Ok(app)
+}
+
+/// Code 11: the app may not call this method.
+pub fn method_not_granted(method: &str) -> TopError {
+    TopError::new(ErrorCode::InsufficientIsvPermissions).with_sub(
+        sub_code::PERMISSION_DENIED,
+        format!("the app is not granted `{method}`"),
+    )
+}
+
+/// Code 7: the app's rate limit is spent.
+pub fn rate_limited() -> TopError {
+    TopError::new(ErrorCode::AppCallLimited).with_sub(
+        sub_code::LIMITED_BY_APP,
+        "the app's call rate limit is exceeded; slow down",
+    )
+}

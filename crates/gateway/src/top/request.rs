@@ -1,0 +1,142 @@
+//! Reading a call's parameters from wherever they came: the query string, an urlencoded body,
+//! a multipart body (SPEC 1.1). Every failure is a TOP error, never a dropped connection.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Uri};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use loanwire_top::encode::form_decode;
+use loanwire_top::{Params, TopError};
+
+/// A body over the limit is still read (and thrown away) up to this many times the limit, so
+/// that the caller, still writing, gets its answer instead of a reset connection.
+const DRAIN_FACTOR: usize = 64;
+
+pub struct Received {
+    pub params: Params,
+    /// Names of file parameters (multipart parts with a file name): not signed, not stored.
+    pub files: Vec<String>,
+}
+
+fn request_error(sub_code: &str, reason: String) -> TopError {
+    TopError::invalid_argument("request", reason.clone()).with_sub(sub_code, reason)
+}
+
+pub async fn read(
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    max_body: usize,
+    max_params: usize,
+) -> Result<Received, TopError> {
+    let mut params = Params::new();
+    let mut files = Vec::new();
+    let mut count = 0usize;
+    let mut add = |params: &mut Params, k: String, v: String| -> Result<(), TopError> {
+        count += 1;
+        if count > max_params {
+            return Err(request_error(
+                "isv.too-many-parameters",
+                format!("more than {max_params} parameters"),
+            ));
+        }
+        params
+            .merge(k, v)
+            .map_err(|e| request_error("isv.duplicate-parameter", e.to_string()))
+    };
+
+    if let Some(q) = uri.query() {
+        for (k, v) in form_decode(q.as_bytes())
+            .map_err(|e| request_error("isv.invalid-encoding", e.to_string()))?
+        {
+            add(&mut params, k, v)?;
+        }
+    }
+
+    let bytes = read_limited(body, max_body).await?;
+    if !bytes.is_empty() {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "multipart/form-data" => {
+                let boundary = multer::parse_boundary(&content_type)
+                    .map_err(|e| request_error("isv.invalid-multipart", format!("multipart body: {e}")))?;
+                let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
+                let mut multipart = multer::Multipart::new(stream, boundary);
+                loop {
+                    let field = match multipart.next_field().await {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break,
+                        Err(e) => return Err(request_error("isv.invalid-multipart", format!("multipart body: {e}"))),
+                    };
+                    let name = field.name().unwrap_or("").to_string();
+                    let is_file = field.file_name().is_some();
+                    let data = field
+                        .bytes()
+                        .await
+                        .map_err(|e| request_error("isv.invalid-multipart", format!("multipart body: {e}")))?;
+                    if is_file {
+                        files.push(name);
+                        continue;
+                    }
+                    let value = String::from_utf8(data.to_vec()).map_err(|_| {
+                        request_error("isv.invalid-encoding", format!("parameter `{name}` is not valid UTF-8"))
+                    })?;
+                    add(&mut params, name, value)?;
+                }
+            }
+            // Form bodies; some clients send them without a content type or as text/plain.
+            "application/x-www-form-urlencoded" | "" | "text/plain" => {
+                for (k, v) in form_decode(&bytes).map_err(|e| request_error("isv.invalid-encoding", e.to_string()))? {
+                    add(&mut params, k, v)?;
+                }
+            }
+            other => {
+                return Err(request_error(
+                    "isv.unsupported-content-type",
+                    format!("content type `{other}` is not supported: send application/x-www-form-urlencoded or multipart/form-data"),
+                ))
+            }
+        }
+    }
+    Ok(Received { params, files })
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, TopError> {
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            request_error(
+                "isv.invalid-request",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
+        total += chunk.len();
+        if total > limit {
+            buf.clear();
+            if total > limit.saturating_mul(DRAIN_FACTOR) {
+                break;
+            }
+            continue;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if total > limit {
+        return Err(request_error(
+            "isv.request-too-large",
+            format!("the request body is over the {limit}-byte limit"),
+        ));
+    }
+    Ok(buf.freeze())
+}
