@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DomainConfig {
     pub process: ProcessRules,
@@ -81,15 +81,6 @@ impl Default for LoanRules {
             statuses: strings(&all),
             transitions,
             reversals,
-        }
-    }
-}
-
-impl Default for DomainConfig {
-    fn default() -> Self {
-        DomainConfig {
-            process: ProcessRules::default(),
-            loan: LoanRules::default(),
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub app_cache_ms: u64,
     /// Most calls committed in one transaction.
     pub max_batch: usize,
+    /// How long SQLite waits on a lock held by another process before the call fails (code 15).
+    pub sqlite_busy_timeout_ms: u64,
     /// The loan domain's vocabularies and transitions.
     pub domain: DomainConfig,
 }
@@ -49,6 +51,7 @@ impl Default for Config {
             default_rate_limit: 0,
             app_cache_ms: 1000,
             max_batch: 512,
+            sqlite_busy_timeout_ms: 5000,
             domain: DomainConfig::default(),
         }
     }
@@ -111,6 +114,7 @@ impl Config {
                 "LOANWIRE_DEFAULT_RATE_LIMIT" => self.default_rate_limit = num(&name, &v)?,
                 "LOANWIRE_APP_CACHE_MS" => self.app_cache_ms = num(&name, &v)?,
                 "LOANWIRE_MAX_BATCH" => self.max_batch = num(&name, &v)?,
+                "LOANWIRE_SQLITE_BUSY_TIMEOUT_MS" => self.sqlite_busy_timeout_ms = num(&name, &v)?,
                 _ => {}
             }
         }

@@ -33,7 +33,7 @@ pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Sto
     let options = SqliteOptions {
         max_batch: config.max_batch,
         on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),
-        ..SqliteOptions::default()
+        busy_timeout: Duration::from_millis(config.sqlite_busy_timeout_ms),
     };
     Ok(Arc::new(SqliteStore::open(&config.data_dir, options)?))
 }

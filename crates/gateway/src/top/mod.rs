@@ -11,8 +11,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use loanwire_store::now_ms;
+use loanwire_top::encode::form_decode;
 use loanwire_top::envelope::{render_error, Style};
-use loanwire_top::{ErrorCode, Format, SystemParams, TopDateTime, TopError};
+use loanwire_top::{ErrorCode, Format, Params, SystemParams, TopDateTime, TopError};
 use serde_json::{Map, Value};
 
 use crate::apis::{self, Api, CallMeta};
@@ -66,7 +67,21 @@ pub async fn router_rest(
     let received =
         match request::read(&uri, &headers, body, cfg.max_body_bytes, cfg.max_params).await {
             Ok(r) => r,
-            Err(e) => return reject(Style::default(), None, None, e),
+            Err(e) => {
+                // Answer in the format the query string asked for, if it can be read.
+                let query: Params = uri
+                    .query()
+                    .and_then(|q| form_decode(q.as_bytes()).ok())
+                    .map(|pairs| pairs.into_iter().collect())
+                    .unwrap_or_default();
+                let (format, simplify) = SystemParams::response_format(&query);
+                return reject(
+                    Style { format, simplify },
+                    query.get("method"),
+                    query.get("app_key"),
+                    e,
+                );
+            }
         };
     let params = received.params;
     let (format, simplify) = SystemParams::response_format(&params);

@@ -272,7 +272,7 @@ impl Store for SqliteStore {
     }
 
     async fn apps(&self) -> Result<Vec<App>, StoreError> {
-        self.read(|c| read::apps(c)).await
+        self.read(read::apps).await
     }
 
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {

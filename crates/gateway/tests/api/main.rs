@@ -1,0 +1,11 @@
+//! The gateway end to end: the real server on port 0 with a temporary data directory, called
+//! over HTTP through the SDK or with hand-built requests. One file per feature.
+
+mod callback;
+mod concurrency;
+mod durability;
+mod helpers;
+mod loan_change;
+mod malformed;
+mod protocol;
+mod read_api;

@@ -1,0 +1,134 @@
+//! The operators' read API, health and metrics.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_read_api_needs_the_admin_token() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{}/api/v1/inbox", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = http
+        .get(format!("{}/api/v1/inbox", app.base))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let (status, _) = app.read("/api/v1/inbox").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn without_a_configured_token_the_read_api_is_closed() {
+    let app = spawn_app_with(|c| c.admin_token = None).await;
+    let (status, body) = app.read("/api/v1/inbox").await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test]
+async fn unknown_loans_and_processes_are_404() {
+    let app = spawn_app().await;
+    assert_eq!(app.read("/api/v1/loans/NOPE").await.0, 404);
+    assert_eq!(app.read("/api/v1/processes/a/b/c").await.0, 404);
+}
+
+#[tokio::test]
+async fn the_inbox_is_newest_first_filterable_and_paginated() {
+    let app = spawn_app().await;
+    let c = app.client();
+    for i in 0..5 {
+        c.call(&callback(&format!("P-in-{i}"), "IN_PROCESSING"))
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
+    }
+    c.call(&change(
+        "FI-in",
+        "NEW",
+        "NORMAL",
+        "2024-01-01 00:00:00",
+        "in",
+    ))
+    .await
+    .unwrap()
+    .into_result()
+    .unwrap();
+    let _ = c.call(&callback("P-in-0", "DONE")).await;
+
+    let (_, page) = app.read("/api/v1/inbox?limit=3").await;
+    let recs = page["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[0]["outcome"], "refused", "newest first");
+    let ids: Vec<i64> = recs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]));
+    let next = page["next_before"].as_i64().unwrap();
+    let (_, page2) = app
+        .read(&format!("/api/v1/inbox?limit=3&before={next}"))
+        .await;
+    let ids2: Vec<i64> = page2["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids2.len(), 3);
+    assert!(ids2.iter().all(|i| *i < next));
+
+    let (_, changes) = app.read(&format!("/api/v1/inbox?method={CHANGE}")).await;
+    assert_eq!(changes["records"].as_array().unwrap().len(), 1);
+    let (_, refused) = app.read("/api/v1/inbox?outcome=refused").await;
+    assert_eq!(refused["records"].as_array().unwrap().len(), 1);
+    let (_, mine) = app
+        .read(&format!("/api/v1/inbox?app={}", app.app_key))
+        .await;
+    assert_eq!(mine["records"].as_array().unwrap().len(), 7);
+    assert_eq!(app.read("/api/v1/inbox?outcome=weird").await.0, 400);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app().await;
+    app.client()
+        .call(&callback("P-m", "IN_PROCESSING"))
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"loanwire_calls_total{method="alibaba.idle.interact.loan.callback",outcome="applied"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("loanwire_call_latency_seconds_bucket"));
+    assert!(metrics.contains("loanwire_commit_batch_size_count"));
+}
