@@ -570,3 +570,35 @@ fn rusqlite_lock(path: &std::path::Path) -> rusqlite::Connection {
     c.execute_batch("BEGIN EXCLUSIVE").unwrap();
     c
 }
+
+#[tokio::test]
+async fn multipart_file_parts_are_not_signed_and_not_stored() {
+    let app = spawn_app().await;
+    let (sys, api) = app.signed(
+        CALLBACK,
+        &callback_api(),
+        SignMethod::HmacSha256,
+        Format::Json,
+        |_| {},
+    );
+    let boundary = "b0undary";
+    let mut body = String::new();
+    for (k, v) in sys.iter().chain(api.iter()) {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n\u{1}\u{2}binary\r\n--{boundary}--\r\n"
+    ));
+    let raw = app
+        .post_bytes(
+            "",
+            &format!("multipart/form-data; boundary={boundary}"),
+            body.into_bytes(),
+        )
+        .await;
+    raw.success(Format::Json);
+    let (_, inbox) = app.read("/api/v1/inbox?limit=1").await;
+    assert_eq!(inbox["records"][0]["params"]["image"], "<file>");
+}

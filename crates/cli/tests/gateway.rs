@@ -1,0 +1,267 @@
+//! The `loanwire` binary as an operator and a partner use it: `serve --sandbox`, `call`,
+//! `app create` while the gateway runs, the read commands, and a SIGTERM that loses nothing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Gateway {
+    child: Child,
+    url: String,
+    app_key: String,
+    secret: String,
+    admin_token: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loanwire"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LOANWIRE_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn start(data_dir: &std::path::Path) -> Gateway {
+    let mut child = bin()
+        .args([
+            "serve",
+            "--sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut field = |prefix: &str| loop {
+        let line = lines.next().expect("the banner").unwrap();
+        if let Some(rest) = line.trim().strip_prefix(prefix) {
+            break rest.trim().to_string();
+        }
+    };
+    let url = field("loanwire sandbox gateway listening on ");
+    let app_key = field("app key:");
+    let secret = field("secret:");
+    let admin_token = field("admin token:");
+    Gateway {
+        child,
+        url,
+        app_key,
+        secret,
+        admin_token,
+    }
+}
+
+fn run(g: &Gateway, args: &[&str]) -> (i32, String, String) {
+    run_as(g, &g.app_key, &g.secret, args)
+}
+
+fn run_as(g: &Gateway, key: &str, secret: &str, args: &[&str]) -> (i32, String, String) {
+    let out = bin()
+        .args(args)
+        .env("LOANWIRE_URL", &g.url)
+        .env("LOANWIRE_APP_KEY", key)
+        .env("LOANWIRE_APP_SECRET", secret)
+        .env("LOANWIRE_ADMIN_TOKEN", &g.admin_token)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_partner_can_call_the_sandbox_and_an_operator_can_read_it_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = start(dir.path());
+    assert!(g.url.ends_with("/router/rest"), "{}", g.url);
+
+    let (code, out, err) = run(
+        &g,
+        &[
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "3",
+            "--user-id",
+            "3",
+            "--status",
+            "IN_PROCESSING",
+            "--type",
+            "CREDIT",
+            "--process-no",
+            "P-cli",
+            "--channel-id",
+            "wzzx",
+            "--fund-products",
+            "a,b",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"success\": true"), "{out}");
+
+    let (code, out, err) = run(
+        &g,
+        &[
+            "call",
+            "xfd-loan-change",
+            "--loan-apply-no",
+            "FI-cli",
+            "--before-status",
+            "NEW",
+            "--after-status",
+            "OVERDUE",
+            "--change-time",
+            "2024-01-01 00:00:00",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("request_id: "),
+        "a generated request_id is printed: {err}"
+    );
+
+    // A business refusal: exit 3 and an explanation.
+    let (code, _, err) = run(
+        &g,
+        &[
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "4",
+            "--user-id",
+            "4",
+            "--status",
+            "SUCCESS",
+            "--type",
+            "CREDIT",
+            "--process-no",
+            "P-cli",
+            "--channel-id",
+            "wzzx",
+        ],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("USER_MISMATCH"), "{err}");
+
+    // A TOP error: exit 1 and whether a retry helps.
+    let (code, out, err) = run(
+        &g,
+        &[
+            "call",
+            "raw",
+            "alibaba.idle.interact.loan.callback",
+            "user=3",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("error_response"), "{out}");
+    assert!(err.contains("40") && err.contains("will not help"), "{err}");
+
+    // An app created by another process while the gateway runs works at once.
+    let created = bin()
+        .args([
+            "app",
+            "create",
+            "--name",
+            "late",
+            "--channels",
+            "wzzx",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let app: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (code, out, err) = run_as(
+        &g,
+        app["app_key"].as_str().unwrap(),
+        app["secret"].as_str().unwrap(),
+        &[
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "9",
+            "--user-id",
+            "9",
+            "--status",
+            "SUCCESS",
+            "--type",
+            "LOAN",
+            "--process-no",
+            "P-late",
+            "--channel-id",
+            "wzzx",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    // SIGTERM: a graceful stop.
+    let status = Command::new("kill")
+        .args(["-TERM", &g.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut g = g;
+    let exit = g.child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+
+    let g = start(dir.path());
+    let (code, out, _) = run(&g, &["process", "show", "wzzx", "CREDIT", "P-cli"]);
+    assert_eq!(code, 0);
+    let p: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["status"], "IN_PROCESSING");
+    assert_eq!(p["fund_products"], serde_json::json!(["a", "b"]));
+    assert_eq!(p["history"].as_array().unwrap().len(), 2);
+
+    let (code, out, _) = run(&g, &["loan", "show", "FI-cli"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"status\": \"OVERDUE\""), "{out}");
+
+    let (code, out, _) = run(&g, &["inbox", "--outcome", "refused"]);
+    assert_eq!(code, 0);
+    let page: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["records"].as_array().unwrap().len(), 2, "{out}");
+
+    let (code, _, err) = run(&g, &["loan", "show", "NOPE"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+}
+
+#[test]
+fn bad_configuration_is_refused_at_start_with_a_clear_message() {
+    let out = bin()
+        .args(["serve", "--listen", "nonsense"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "max_body_bytes = \"big\"\n").unwrap();
+    let out = bin()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_body_bytes"));
+}
