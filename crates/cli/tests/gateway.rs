@@ -54,6 +54,8 @@ fn start(data_dir: &std::path::Path) -> Gateway {
     let app_key = field("app key:");
     let secret = field("secret:");
     let admin_token = field("admin token:");
+    // Keep reading, so that the gateway's stdout never hits a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
     Gateway {
         child,
         url,

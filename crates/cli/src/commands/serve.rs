@@ -113,7 +113,7 @@ fn print_sandbox_banner(url: &str, demo: &sandbox::Sandbox, admin_token: &str) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "loanwire".into());
-    println!(
+    say(&format!(
         "loanwire sandbox gateway listening on {url}/router/rest
 
   app key:     {key}
@@ -128,5 +128,14 @@ Send a first callback from another terminal:
 ",
         key = demo.app_key,
         secret = demo.secret,
-    );
+    ));
+}
+
+/// Prints to stdout, ignoring a closed stdout: the gateway must not die because whoever
+/// started it stopped reading.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
