@@ -189,6 +189,18 @@ impl TopResponse {
     }
 }
 
+fn owned<K, V, I>(params: I) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    params
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
+
 impl TopClient {
     pub fn builder(
         url: impl Into<String>,
@@ -226,11 +238,7 @@ impl TopClient {
         K: Into<String>,
         V: Into<String>,
     {
-        let api: Vec<(String, String)> = api_params
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        self.sign_prepared(method, api)
+        self.sign_prepared(method, owned(api_params))
     }
 
     fn sign_prepared(&self, method: &str, api: Vec<(String, String)>) -> PreparedRequest {
@@ -279,10 +287,7 @@ impl TopClient {
         K: Into<String>,
         V: Into<String>,
     {
-        let api: Vec<(String, String)> = api_params
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let api = owned(api_params);
         let started = Instant::now();
         let mut attempt = 1;
         loop {

@@ -6,15 +6,6 @@ use loanwire_top::TopDateTime;
 
 use crate::helpers::*;
 
-fn outcomes(view: &serde_json::Value) -> Vec<String> {
-    view["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["outcome"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_first_callback_creates_the_process_bound_to_its_user() {
     let app = spawn_app().await;
@@ -38,7 +29,7 @@ async fn a_first_callback_creates_the_process_bound_to_its_user() {
     assert_eq!(p["user_id"], 3);
     assert_eq!(p["fund_products"], serde_json::json!(["fund-a"]));
     assert_eq!(p["submit_time"], "2025-01-17 16:00:00");
-    assert_eq!(outcomes(&p), vec!["applied"]);
+    assert_eq!(history_outcomes(&p), vec!["applied"]);
     assert_eq!(
         p["history"][0]["request_id"],
         serde_json::json!(reply.request_id.unwrap())
@@ -57,7 +48,7 @@ async fn repeating_the_current_status_is_acknowledged_as_a_duplicate() {
     let again = c.call(&callback("P2", "IN_PROCESSING")).await.unwrap();
     assert!(again.is_accepted());
     assert_eq!(
-        outcomes(&app.process("wzzx", "CREDIT", "P2").await),
+        history_outcomes(&app.process("wzzx", "CREDIT", "P2").await),
         vec!["applied", "duplicate"]
     );
 }
@@ -79,7 +70,7 @@ async fn in_processing_then_success_is_applied_and_a_late_in_processing_is_stale
     let p = app.process("wzzx", "CREDIT", "P3").await;
     assert_eq!(p["status"], "SUCCESS");
     assert_eq!(p["complete_time"], "2025-01-18 10:00:00");
-    assert_eq!(outcomes(&p), vec!["applied", "applied", "stale"]);
+    assert_eq!(history_outcomes(&p), vec!["applied", "applied", "stale"]);
 }
 
 #[tokio::test]
@@ -99,7 +90,7 @@ async fn a_contradicting_terminal_status_is_a_conflict() {
     assert_eq!(r.data.as_deref(), Some("false"));
     let p = app.process("wzzx", "CREDIT", "P4").await;
     assert_eq!(p["status"], "SUCCESS");
-    assert_eq!(outcomes(&p), vec!["applied", "refused"]);
+    assert_eq!(history_outcomes(&p), vec!["applied", "refused"]);
     assert_eq!(p["history"][1]["biz_code"], "TERMINAL_STATUS_CONFLICT");
 }
 

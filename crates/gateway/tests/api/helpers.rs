@@ -386,3 +386,13 @@ where
     }
     false
 }
+
+/// The outcomes of a loan's or process's history, oldest first.
+pub fn history_outcomes(view: &Value) -> Vec<String> {
+    view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["outcome"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -6,15 +6,6 @@ use loanwire_top::TopDateTime;
 
 use crate::helpers::*;
 
-fn history_outcomes(view: &serde_json::Value) -> Vec<String> {
-    view["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["outcome"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_first_notification_creates_the_loan_note_and_trace_id_is_the_calls_request_id() {
     let app = spawn_app().await;
