@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use loanwire_domain::process::ProcessKey;
 use loanwire_domain::Outcome;
@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/inbox/{call_id}", get(inbox_call))
+        .route("/api/v1/inbox/check", post(inbox_check))
 }
 
 /// A read API failure: an HTTP status and a JSON `{"error": …}`.
@@ -154,4 +155,22 @@ async fn inbox_call(
         .await?
         .ok_or_else(|| not_found(format!("call `{call_id}`")))?;
     Ok(Json(record).into_response())
+}
+
+/// Which of the given call `request_id`s the inbox does not hold (the bench verifies with it
+/// that every acknowledged call was recorded).
+async fn inbox_check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(ids): Json<Vec<String>>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    if ids.len() > 10_000 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "at most 10000 ids per check".into(),
+        ));
+    }
+    let missing = state.store.inbox_missing(&ids).await?;
+    Ok(Json(json!({ "checked": ids.len(), "missing": missing })).into_response())
 }

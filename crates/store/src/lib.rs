@@ -82,6 +82,9 @@ pub trait Store: Send + Sync + 'static {
     /// One inbox record by the call's `request_id`.
     async fn inbox_call(&self, call_id: &str) -> Result<Option<InboxRecord>, StoreError>;
 
+    /// Of the given call `request_id`s, those the inbox does not hold.
+    async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

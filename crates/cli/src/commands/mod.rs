@@ -1,4 +1,5 @@
 pub mod app;
+pub mod bench;
 pub mod call;
 pub mod serve;
 pub mod show;

@@ -19,8 +19,16 @@ use serde_json::{Map, Value};
 use crate::apis::{self, Api, CallMeta};
 use crate::state::AppState;
 
+/// 32 hex characters: the time in milliseconds, a per-process counter, then randomness. Ids that
+/// grow with time keep the inbox's `request_id` index append-mostly (a random id dirties a random
+/// index page on every call); the random part keeps them unique across gateway instances.
 pub fn new_request_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static COUNTER: AtomicU16 = AtomicU16::new(0);
+    let millis = loanwire_store::now_ms() as u64 & 0xFFFF_FFFF_FFFF;
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let random: u64 = rand::random();
+    format!("{millis:012x}{count:04x}{random:016x}")
 }
 
 fn respond(format: Format, body: String) -> Response {

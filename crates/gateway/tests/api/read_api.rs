@@ -132,3 +132,25 @@ async fn health_readiness_and_metrics_answer() {
     assert!(metrics.contains("loanwire_call_latency_seconds_bucket"));
     assert!(metrics.contains("loanwire_commit_batch_size_count"));
 }
+
+#[tokio::test]
+async fn the_inbox_check_names_the_calls_it_does_not_hold() {
+    let app = spawn_app().await;
+    let r = app
+        .client()
+        .call(&callback("P-chk", "IN_PROCESSING"))
+        .await
+        .unwrap();
+    let known = r.reply().request_id.clone().unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/inbox/check", app.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!([known, "never-sent"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(v["checked"], 2);
+    assert_eq!(v["missing"], serde_json::json!(["never-sent"]));
+}

@@ -7,6 +7,7 @@
 //! Reads use their own connections.
 
 mod read;
+pub mod seed;
 mod tx;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,6 +56,8 @@ struct Job {
 }
 
 pub struct SqliteStore {
+    /// The checkpoint thread runs while this lives.
+    _alive: Arc<()>,
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -74,6 +77,31 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, St
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// The writer keeps the hot pages of every table and index in memory.
+fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "cache_size", -32_768)?; // KiB: 32 MiB
+                                                      // Checkpoints run on their own thread (see `checkpointer`), not inside a commit the
+                                                      // callers are waiting for.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(())
+}
+
+/// Copies committed WAL frames into the database file every half second with a PASSIVE
+/// checkpoint, which never blocks the writer; stops when the store is dropped.
+fn checkpointer(path: PathBuf, busy: Duration, alive: std::sync::Weak<()>) {
+    let Ok(conn) = open_connection(&path, busy) else {
+        return;
+    };
+    while alive.upgrade().is_some() {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
+    // A last full checkpoint leaves a compact database behind.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -106,6 +134,7 @@ impl SqliteStore {
         let path = dir.join(DB_FILE);
         let mut writer = open_connection(&path, options.busy_timeout)?;
         migrate(&mut writer)?;
+        tune_writer(&writer)?;
         let (tx, rx) = mpsc::channel::<Job>(options.max_batch * 4);
         let max_batch = options.max_batch.max(1);
         let on_batch = options.on_batch.clone();
@@ -113,7 +142,17 @@ impl SqliteStore {
             .name("loanwire-sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx, max_batch, on_batch))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        let alive = Arc::new(());
+        let weak = Arc::downgrade(&alive);
+        let (cp_path, cp_busy) = (path.clone(), options.busy_timeout);
+        std::thread::Builder::new()
+            .name("loanwire-sqlite-checkpoint".into())
+            .spawn(move || checkpointer(cp_path, cp_busy, weak))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))
+            })?;
         Ok(SqliteStore {
+            _alive: alive,
             path,
             jobs: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -303,6 +342,11 @@ impl Store for SqliteStore {
     async fn inbox_call(&self, call_id: &str) -> Result<Option<InboxRecord>, StoreError> {
         let id = call_id.to_string();
         self.read(move |c| read::inbox_call(c, &id)).await
+    }
+
+    async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let ids = call_ids.to_vec();
+        self.read(move |c| read::inbox_missing(c, &ids)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

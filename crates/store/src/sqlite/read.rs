@@ -277,3 +277,14 @@ pub fn inbox_call(c: &mut Connection, call_id: &str) -> Result<Option<InboxRecor
     ))?;
     Ok(stmt.query_row(params![call_id], inbox_row).optional()?)
 }
+
+pub fn inbox_missing(c: &mut Connection, ids: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare_cached("SELECT 1 FROM inbox WHERE call_id = ?1")?;
+    let mut missing = Vec::new();
+    for id in ids {
+        if !stmt.exists(params![id])? {
+            missing.push(id.clone());
+        }
+    }
+    Ok(missing)
+}

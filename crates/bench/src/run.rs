@@ -1,0 +1,304 @@
+//! A whole benchmark: start (or target) a gateway, start the ceiling, load both at each
+//! concurrency level with the same generator and settings, verify the acknowledged calls, report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use loanwire_store::sqlite::{seed::seed_loans, SqliteOptions, SqliteStore};
+use loanwire_store::{now_ms, App, Store};
+use loanwire_top::{Format, SignMethod};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::load::{self, LoadResult, LoadSettings, Target};
+use crate::procs::Server;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Load this gateway instead of starting one.
+    pub target: Option<Target>,
+    /// The target's read-API token, to verify acknowledged calls.
+    pub admin_token: Option<String>,
+    /// Extra arguments for the gateway the bench starts (e.g. `--database URL`).
+    pub gateway_args: Vec<String>,
+    pub backend: String,
+    pub levels: Vec<usize>,
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub callback_share: f64,
+    pub duplicate_ratio: f64,
+    pub sign_method: SignMethod,
+    pub format: Format,
+    /// Loan notes stored before the run.
+    pub preload: u64,
+    pub warmup: Duration,
+    /// The `loanwire` binary, to start the servers with.
+    pub exe: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelReport {
+    pub concurrency: usize,
+    pub gateway: LoadResult,
+    pub ceiling: Option<LoadResult>,
+    pub ratio_to_ceiling: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub acknowledged: u64,
+    pub checked: u64,
+    pub missing: u64,
+    pub missing_examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub backend: String,
+    pub target: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub requests: Option<u64>,
+    pub callback_share: f64,
+    pub duplicate_ratio: f64,
+    pub sign_method: String,
+    pub format: String,
+    pub preload_loans: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The gateway's throughput over the ceiling's, at the first concurrency level.
+    pub ratio_to_ceiling: Option<f64>,
+    pub settings: Settings,
+    pub runs: Vec<LevelReport>,
+    pub gateway_peak_memory_mib: Option<f64>,
+    pub verification: Option<Verification>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("load: {0}")]
+    Load(#[from] loanwire_client::ClientError),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BenchError + '_ {
+    move |e| BenchError::Setup(format!("{what}: {e}"))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// Registers the bench's app in a fresh SQLite data directory, and seeds it.
+async fn prepare_sqlite(
+    dir: &std::path::Path,
+    preload: u64,
+    tag: &str,
+) -> Result<(String, String), BenchError> {
+    let store =
+        SqliteStore::open(dir, SqliteOptions::default()).map_err(setup("open the database"))?;
+    let app = App {
+        app_key: "20000001".into(),
+        name: "bench".into(),
+        secret: random_hex(16),
+        previous_secret: None,
+        previous_secret_expires_ms: None,
+        channels: None,
+        methods: None,
+        rate_limit: None,
+        enabled: true,
+        created_ms: now_ms(),
+        updated_ms: now_ms(),
+    };
+    store
+        .create_app(&app)
+        .await
+        .map_err(setup("create the bench app"))?;
+    drop(store);
+    if preload > 0 {
+        seed_loans(dir, &app.app_key, preload, tag).map_err(setup("seed loan notes"))?;
+    }
+    Ok((app.app_key, app.secret))
+}
+
+pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+    let tag = format!("b{}", random_hex(4));
+    let data_dir = tempfile::tempdir().map_err(setup("temporary directory"))?;
+    let admin_token = opts.admin_token.clone().unwrap_or_else(|| random_hex(16));
+    let mut servers: Vec<Server> = Vec::new();
+
+    let target = match &opts.target {
+        Some(t) => t.clone(),
+        None => {
+            let (app_key, secret) = prepare_sqlite(data_dir.path(), opts.preload, &tag).await?;
+            let mut args: Vec<String> = vec![
+                "serve".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--data-dir".into(),
+            ];
+            args.push(data_dir.path().display().to_string());
+            args.extend(opts.gateway_args.iter().cloned());
+            let envs = vec![("LOANWIRE_ADMIN_TOKEN".to_string(), admin_token.clone())];
+            let gateway =
+                Server::start(&opts.exe, &args, &envs).map_err(setup("start the gateway"))?;
+            progress(&format!(
+                "gateway at {} (pid {})",
+                gateway.base_url,
+                gateway.pid()
+            ));
+            let url = format!("{}/router/rest", gateway.base_url);
+            servers.push(gateway);
+            Target {
+                url,
+                app_key,
+                secret,
+            }
+        }
+    };
+    let ceiling = if opts.target.is_none() {
+        let args: Vec<String> = ["bench", "ceiling", "--listen", "127.0.0.1:0"]
+            .map(String::from)
+            .to_vec();
+        let c = Server::start(&opts.exe, &args, &[]).map_err(setup("start the ceiling"))?;
+        progress(&format!("ceiling at {} (pid {})", c.base_url, c.pid()));
+        Some(c)
+    } else {
+        None
+    };
+    let ceiling_target = ceiling.as_ref().map(|c| Target {
+        url: format!("{}/router/rest", c.base_url),
+        app_key: "ceiling".into(),
+        secret: "ceiling".into(),
+    });
+
+    let mut runs = Vec::new();
+    let mut acknowledged_ids: Vec<String> = Vec::new();
+    for (i, &concurrency) in opts.levels.iter().enumerate() {
+        let settings = |tag: String,
+                        keep_ids: bool,
+                        duration: Option<Duration>,
+                        requests: Option<u64>| LoadSettings {
+            concurrency,
+            duration,
+            requests,
+            callback_share: opts.callback_share,
+            duplicate_ratio: opts.duplicate_ratio,
+            sign_method: opts.sign_method,
+            format: opts.format,
+            tag,
+            keep_ids,
+        };
+        if !opts.warmup.is_zero() {
+            let warm = settings(format!("{tag}-w{i}"), false, Some(opts.warmup), None);
+            load::run(&target, &warm).await?;
+            if let Some(c) = &ceiling_target {
+                load::run(c, &warm).await?;
+            }
+        }
+        let ceiling_result = match &ceiling_target {
+            Some(c) => {
+                let r = load::run(
+                    c,
+                    &settings(format!("{tag}-c{i}"), false, opts.duration, opts.requests),
+                )
+                .await?;
+                progress(&format!(
+                    "ceiling  @{concurrency:>4}: {:>9.0} calls/s, p99 {:.2} ms",
+                    r.throughput_rps, r.latency.p99_ms
+                ));
+                Some(r)
+            }
+            None => None,
+        };
+        let mut gateway = load::run(
+            &target,
+            &settings(format!("{tag}-g{i}"), true, opts.duration, opts.requests),
+        )
+        .await?;
+        progress(&format!(
+            "gateway  @{concurrency:>4}: {:>9.0} calls/s, p99 {:.2} ms, errors {:?}",
+            gateway.throughput_rps, gateway.latency.p99_ms, gateway.errors
+        ));
+        acknowledged_ids.append(&mut gateway.acknowledged_ids);
+        let ratio = ceiling_result
+            .as_ref()
+            .map(|c| gateway.throughput_rps / c.throughput_rps);
+        runs.push(LevelReport {
+            concurrency,
+            gateway,
+            ceiling: ceiling_result,
+            ratio_to_ceiling: ratio,
+        });
+    }
+
+    let peak = servers.first().and_then(Server::peak_memory_mib);
+    let verification = if opts.target.is_none() || opts.admin_token.is_some() {
+        let base = target.url.trim_end_matches("/router/rest").to_string();
+        Some(verify(&base, &admin_token, &acknowledged_ids).await?)
+    } else {
+        None
+    };
+    drop(ceiling);
+    drop(servers);
+    Ok(Report {
+        ratio_to_ceiling: runs.first().and_then(|r| r.ratio_to_ceiling),
+        settings: Settings {
+            backend: opts.backend.clone(),
+            target: opts.target.as_ref().map(|t| t.url.clone()),
+            duration_secs: opts.duration.map(|d| d.as_secs_f64()),
+            requests: opts.requests,
+            callback_share: opts.callback_share,
+            duplicate_ratio: opts.duplicate_ratio,
+            sign_method: opts.sign_method.to_string(),
+            format: opts.format.to_string(),
+            preload_loans: opts.preload,
+        },
+        runs,
+        gateway_peak_memory_mib: peak,
+        verification,
+    })
+}
+
+/// Asks the gateway's read API which acknowledged calls its inbox does not hold.
+async fn verify(base: &str, token: &str, ids: &[String]) -> Result<Verification, BenchError> {
+    let http = reqwest::Client::new();
+    let mut missing = Vec::new();
+    let mut checked = 0u64;
+    for chunk in ids.chunks(5000) {
+        let resp = http
+            .post(format!("{base}/api/v1/inbox/check"))
+            .bearer_auth(token)
+            .json(chunk)
+            .send()
+            .await
+            .map_err(setup("verify through the read API"))?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .map_err(setup("verify through the read API"))?;
+        if !status.is_success() {
+            return Err(BenchError::Setup(format!(
+                "verification answered HTTP {status}: {body}"
+            )));
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(setup("verification answer"))?;
+        checked += v["checked"].as_u64().unwrap_or(0);
+        if let Some(m) = v["missing"].as_array() {
+            missing.extend(m.iter().filter_map(|x| x.as_str().map(String::from)));
+        }
+    }
+    Ok(Verification {
+        acknowledged: ids.len() as u64,
+        checked,
+        missing: missing.len() as u64,
+        missing_examples: missing.into_iter().take(10).collect(),
+    })
+}
