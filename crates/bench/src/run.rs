@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use loanwire_store::postgres::{seed_loans as pg_seed, PgOptions, PgStore};
 use loanwire_store::sqlite::{seed::seed_loans, SqliteOptions, SqliteStore};
-use loanwire_store::{now_ms, App, Store};
+use loanwire_store::{now_ms, App, Store, StoreError};
 use loanwire_top::{Format, SignMethod};
 use rand::Rng;
 use serde::Serialize;
@@ -19,9 +20,8 @@ pub struct BenchOptions {
     pub target: Option<Target>,
     /// The target's read-API token, to verify acknowledged calls.
     pub admin_token: Option<String>,
-    /// Extra arguments for the gateway the bench starts (e.g. `--database URL`).
-    pub gateway_args: Vec<String>,
-    pub backend: String,
+    /// PostgreSQL URL for the gateway the bench starts; SQLite in a temporary directory if `None`.
+    pub database: Option<String>,
     pub levels: Vec<usize>,
     pub duration: Option<Duration>,
     pub requests: Option<u64>,
@@ -94,14 +94,29 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-/// Registers the bench's app in a fresh SQLite data directory, and seeds it.
-async fn prepare_sqlite(
+/// Registers (or finds) the bench's app in the gateway's database, and seeds it.
+async fn prepare(
     dir: &std::path::Path,
+    database: Option<&str>,
     preload: u64,
     tag: &str,
 ) -> Result<(String, String), BenchError> {
-    let store =
-        SqliteStore::open(dir, SqliteOptions::default()).map_err(setup("open the database"))?;
+    let store: Box<dyn Store> = match database {
+        Some(url) => Box::new(
+            PgStore::open(
+                url,
+                PgOptions {
+                    writers: 1,
+                    readers: 1,
+                    ..PgOptions::default()
+                },
+            )
+            .map_err(setup("open the database"))?,
+        ),
+        None => Box::new(
+            SqliteStore::open(dir, SqliteOptions::default()).map_err(setup("open the database"))?,
+        ),
+    };
     let app = App {
         app_key: "20000001".into(),
         name: "bench".into(),
@@ -115,13 +130,23 @@ async fn prepare_sqlite(
         created_ms: now_ms(),
         updated_ms: now_ms(),
     };
-    store
-        .create_app(&app)
-        .await
-        .map_err(setup("create the bench app"))?;
+    let app = match store.create_app(&app).await {
+        Ok(()) => app,
+        // A database that served an earlier bench keeps its app.
+        Err(StoreError::Invalid(_)) => store
+            .app(&app.app_key)
+            .await
+            .map_err(setup("read the bench app"))?
+            .expect("it exists"),
+        Err(e) => return Err(setup("create the bench app")(e)),
+    };
     drop(store);
     if preload > 0 {
-        seed_loans(dir, &app.app_key, preload, tag).map_err(setup("seed loan notes"))?;
+        match database {
+            Some(url) => pg_seed(url, &app.app_key, preload, tag),
+            None => seed_loans(dir, &app.app_key, preload, tag),
+        }
+        .map_err(setup("seed loan notes"))?;
     }
     Ok((app.app_key, app.secret))
 }
@@ -135,7 +160,13 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
     let target = match &opts.target {
         Some(t) => t.clone(),
         None => {
-            let (app_key, secret) = prepare_sqlite(data_dir.path(), opts.preload, &tag).await?;
+            let (app_key, secret) = prepare(
+                data_dir.path(),
+                opts.database.as_deref(),
+                opts.preload,
+                &tag,
+            )
+            .await?;
             let mut args: Vec<String> = vec![
                 "serve".into(),
                 "--listen".into(),
@@ -143,7 +174,10 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 "--data-dir".into(),
             ];
             args.push(data_dir.path().display().to_string());
-            args.extend(opts.gateway_args.iter().cloned());
+            if let Some(url) = &opts.database {
+                args.push("--database".into());
+                args.push(url.clone());
+            }
             let envs = vec![("LOANWIRE_ADMIN_TOKEN".to_string(), admin_token.clone())];
             let gateway =
                 Server::start(&opts.exe, &args, &envs).map_err(setup("start the gateway"))?;
@@ -249,7 +283,11 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
     Ok(Report {
         ratio_to_ceiling: runs.first().and_then(|r| r.ratio_to_ceiling),
         settings: Settings {
-            backend: opts.backend.clone(),
+            backend: if opts.database.is_some() {
+                "postgres".into()
+            } else {
+                "sqlite".into()
+            },
             target: opts.target.as_ref().map(|t| t.url.clone()),
             duration_secs: opts.duration.map(|d| d.as_secs_f64()),
             requests: opts.requests,

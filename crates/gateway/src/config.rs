@@ -15,6 +15,11 @@ pub struct Config {
     pub listen: String,
     /// Where the embedded SQLite database lives.
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://…`) instead of the embedded database: several gateway
+    /// instances may share it.
+    pub database: Option<String>,
+    /// PostgreSQL: connections committing calls (each commits batches).
+    pub pg_writers: usize,
     /// Partner sandbox: a demo app, a generated admin token, the signed string shown on
     /// "Invalid signature".
     pub sandbox: bool,
@@ -43,6 +48,8 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./loanwire-data"),
+            database: None,
+            pg_writers: 4,
             sandbox: false,
             admin_token: None,
             max_body_bytes: 64 * 1024,
@@ -103,6 +110,8 @@ impl Config {
             match name.as_str() {
                 "LOANWIRE_LISTEN" => self.listen = v,
                 "LOANWIRE_DATA_DIR" => self.data_dir = PathBuf::from(v),
+                "LOANWIRE_DATABASE_URL" if !v.is_empty() => self.database = Some(v),
+                "LOANWIRE_PG_WRITERS" => self.pg_writers = num(&name, &v)?,
                 "LOANWIRE_SANDBOX" => {
                     self.sandbox =
                         matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
@@ -143,6 +152,17 @@ impl Config {
         }
         if self.timestamp_skew_secs == 0 {
             return bad("timestamp_skew_secs must be positive".into());
+        }
+        if let Some(url) = &self.database {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return bad(
+                    "database must be a postgres:// URL (leave it out for the embedded SQLite)"
+                        .into(),
+                );
+            }
+        }
+        if self.pg_writers == 0 {
+            return bad("pg_writers must be positive".into());
         }
         if self.max_batch == 0 {
             return bad("max_batch must be positive".into());

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::routing::any;
 use axum::Router;
+use loanwire_store::postgres::{PgOptions, PgStore};
 use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
 use loanwire_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -27,9 +28,19 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the store the configuration names.
+/// Opens the store the configuration names: PostgreSQL when `database` is set, else SQLite
+/// in `data_dir`.
 pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Store>, StoreError> {
     let batches = metrics.batch_size.clone();
+    if let Some(url) = &config.database {
+        let options = PgOptions {
+            writers: config.pg_writers,
+            max_batch: config.max_batch,
+            on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),
+            ..PgOptions::default()
+        };
+        return Ok(Arc::new(PgStore::open(url, options)?));
+    }
     let options = SqliteOptions {
         max_batch: config.max_batch,
         on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),

@@ -7,6 +7,7 @@
 //!   and everything a call changes, its inbox record included, commits together or not at all.
 
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -25,6 +26,10 @@ pub enum StoreError {
     /// The request to the store itself is wrong (an unknown app to update, a bad value).
     #[error("{0}")]
     Invalid(String),
+    /// Another writer got there first (a row created concurrently, a deadlock victim): the unit
+    /// of work is rolled back and run again, and then sees what the other one committed.
+    #[error("concurrent change, retry: {0}")]
+    Conflict(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

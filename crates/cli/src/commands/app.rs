@@ -18,6 +18,9 @@ pub struct AppArgs {
     /// Directory of the embedded database [default: ./loanwire-data].
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL URL of the gateway's database (LOANWIRE_DATABASE_URL).
+    #[arg(long, global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: AppCommand,
 }
@@ -84,6 +87,9 @@ pub fn run(args: AppArgs) -> ExitCode {
     };
     if let Some(d) = args.data_dir {
         config.data_dir = d;
+    }
+    if let Some(url) = args.database {
+        config.database = Some(url);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -46,6 +46,9 @@ struct RunArgs {
     /// The target's read-API token, to verify that every acknowledged call is in its inbox.
     #[arg(long, env = "LOANWIRE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Start the gateway on this PostgreSQL database instead of SQLite in a temporary directory.
+    #[arg(long, env = "LOANWIRE_DATABASE_URL")]
+    database: Option<String>,
     /// Connections; a comma-separated list runs one level after another.
     #[arg(long, value_delimiter = ',', default_value = "64")]
     concurrency: Vec<usize>,
@@ -165,8 +168,7 @@ async fn bench(a: RunArgs) -> ExitCode {
     let opts = BenchOptions {
         target,
         admin_token: a.admin_token,
-        gateway_args: Vec::new(),
-        backend: "sqlite".into(),
+        database: a.database,
         levels: a.concurrency,
         duration: a
             .requests

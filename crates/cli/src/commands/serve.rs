@@ -16,6 +16,9 @@ pub struct ServeArgs {
     /// Directory of the embedded database [default: ./loanwire-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL URL instead of the embedded database (LOANWIRE_DATABASE_URL).
+    #[arg(long)]
+    database: Option<String>,
     /// Partner sandbox: a demo app, an admin token, signing hints on "Invalid signature".
     #[arg(long)]
     sandbox: bool,
@@ -46,6 +49,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
+    if let Some(url) = args.database {
+        config.database = Some(url);
+    }
     config.sandbox |= args.sandbox;
     if let Some(t) = args.admin_token {
         config.admin_token = Some(t);
@@ -75,7 +81,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         };
         let sandbox_mode = config.sandbox;
         let admin_token = config.admin_token.clone();
-        let data_dir = config.data_dir.clone();
+        let data_dir = match &config.database {
+            Some(_) => "PostgreSQL".to_string(),
+            None => config.data_dir.display().to_string(),
+        };
         let app = match Application::build(config, listener).await {
             Ok(a) => a,
             Err(e) => {
@@ -94,10 +103,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 }
             }
         } else {
-            println!(
-                "loanwire gateway listening on {url}/router/rest (data in {})",
-                data_dir.display()
-            );
+            say(&format!(
+                "loanwire gateway listening on {url}/router/rest (data in {data_dir})"
+            ));
         }
         match app.run_until(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

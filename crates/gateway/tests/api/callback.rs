@@ -8,6 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_first_callback_creates_the_process_bound_to_its_user() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let outcome = app
         .client()
@@ -38,6 +39,7 @@ async fn a_first_callback_creates_the_process_bound_to_its_user() {
 
 #[tokio::test]
 async fn repeating_the_current_status_is_acknowledged_as_a_duplicate() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&callback("P2", "IN_PROCESSING"))
@@ -55,6 +57,7 @@ async fn repeating_the_current_status_is_acknowledged_as_a_duplicate() {
 
 #[tokio::test]
 async fn in_processing_then_success_is_applied_and_a_late_in_processing_is_stale() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&callback("P3", "IN_PROCESSING"))
@@ -75,6 +78,7 @@ async fn in_processing_then_success_is_applied_and_a_late_in_processing_is_stale
 
 #[tokio::test]
 async fn a_contradicting_terminal_status_is_a_conflict() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&callback("P4", "SUCCESS"))
@@ -96,6 +100,7 @@ async fn a_contradicting_terminal_status_is_a_conflict() {
 
 #[tokio::test]
 async fn another_user_for_a_bound_process_is_a_mismatch() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&callback("P5", "IN_PROCESSING"))
@@ -121,6 +126,7 @@ async fn another_user_for_a_bound_process_is_a_mismatch() {
 
 #[tokio::test]
 async fn processes_are_keyed_by_channel_type_and_number() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&callback("P6", "SUCCESS"))
@@ -144,6 +150,7 @@ async fn processes_are_keyed_by_channel_type_and_number() {
 
 #[tokio::test]
 async fn unknown_vocabulary_is_code_50_naming_the_field_and_allowed_values() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let e = app
         .client()
@@ -173,6 +180,7 @@ async fn unknown_vocabulary_is_code_50_naming_the_field_and_allowed_values() {
 
 #[tokio::test]
 async fn the_vocabulary_is_configuration() {
+    crate::skip_unless_backend!();
     let app = spawn_app_with(|c| c.domain.process.types.push("MORTGAGE".into())).await;
     let mut r = callback("P8", "SUCCESS");
     r.infos.process_type = "MORTGAGE".into();
@@ -181,6 +189,7 @@ async fn the_vocabulary_is_configuration() {
 
 #[tokio::test]
 async fn complete_time_before_submit_time_is_code_50() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let mut r = callback("P9", "SUCCESS");
     r.infos.complete_time = Some(TopDateTime::parse("2025-01-17 15:00:00").unwrap());
@@ -194,6 +203,7 @@ async fn complete_time_before_submit_time_is_code_50() {
 
 #[tokio::test]
 async fn an_app_reports_only_for_its_channels() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let channel_bound = app
         .create_app(NewApp {

@@ -8,6 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_calls_with_one_request_id_apply_once_and_get_the_same_answer() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let client = app.client();
     let req = change(
@@ -48,6 +49,7 @@ async fn fifty_concurrent_calls_with_one_request_id_apply_once_and_get_the_same_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_conflicting_callbacks_leave_a_consistent_state() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let client = app.client();
     client

@@ -8,6 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_first_notification_creates_the_loan_note_and_trace_id_is_the_calls_request_id() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let outcome = app
         .client()
@@ -46,6 +47,7 @@ async fn a_first_notification_creates_the_loan_note_and_trace_id_is_the_calls_re
 
 #[tokio::test]
 async fn the_same_request_id_with_the_same_content_replays_the_stored_answer() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     let req = change("FI2", "NEW", "NORMAL", "2024-01-01 00:00:00", "r2");
@@ -69,6 +71,7 @@ async fn the_same_request_id_with_the_same_content_replays_the_stored_answer() {
 
 #[tokio::test]
 async fn the_same_request_id_with_other_content_is_an_idempotency_conflict() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&change("FI3", "NEW", "NORMAL", "2024-01-01 00:00:00", "r3"))
@@ -95,6 +98,7 @@ async fn the_same_request_id_with_other_content_is_an_idempotency_conflict() {
 
 #[tokio::test]
 async fn idempotency_is_per_app() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let other = app
         .create_app(NewApp {
@@ -131,6 +135,7 @@ async fn idempotency_is_per_app() {
 
 #[tokio::test]
 async fn an_older_change_is_stale_and_never_rolls_state_back() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&change("FI5", "NEW", "NORMAL", "2024-01-01 00:00:00", "a"))
@@ -168,6 +173,7 @@ async fn an_older_change_is_stale_and_never_rolls_state_back() {
 
 #[tokio::test]
 async fn a_change_time_in_the_future_is_code_50() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let future =
         TopDateTime::from_utc(TopDateTime::now().utc() + chrono::Duration::hours(1)).format();
@@ -183,6 +189,7 @@ async fn a_change_time_in_the_future_is_code_50() {
 
 #[tokio::test]
 async fn unknown_statuses_and_no_change_are_code_50() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     let e = c
@@ -203,6 +210,7 @@ async fn unknown_statuses_and_no_change_are_code_50() {
 
 #[tokio::test]
 async fn a_gap_is_applied_and_flagged_with_the_expected_and_reported_statuses() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&change("FI8", "NEW", "NORMAL", "2024-01-01 00:00:00", "a"))
@@ -233,6 +241,7 @@ async fn a_gap_is_applied_and_flagged_with_the_expected_and_reported_statuses() 
 
 #[tokio::test]
 async fn a_reversal_is_applied_and_flagged() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&change("FI9", "NEW", "CLEARED", "2024-01-01 00:00:00", "a"))
@@ -259,6 +268,7 @@ async fn a_reversal_is_applied_and_flagged() {
 
 #[tokio::test]
 async fn a_forbidden_transition_is_refused_and_recorded() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&change(
@@ -291,6 +301,7 @@ async fn a_forbidden_transition_is_refused_and_recorded() {
 
 #[tokio::test]
 async fn another_institution_touching_a_loan_note_gets_code_11() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     app.client()
         .call(&change("FI11", "NEW", "NORMAL", "2024-01-01 00:00:00", "a"))
@@ -323,6 +334,7 @@ async fn another_institution_touching_a_loan_note_gets_code_11() {
 
 #[tokio::test]
 async fn a_contradicting_identity_is_a_mismatch() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     c.call(&change("FI12", "NEW", "NORMAL", "2024-01-01 00:00:00", "a"))
@@ -339,6 +351,7 @@ async fn a_contradicting_identity_is_a_mismatch() {
 
 #[tokio::test]
 async fn the_same_content_written_differently_is_the_same_request() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let first = r#"{"after_status":"NORMAL","before_status":"NEW","change_time":"2024-01-01 00:00:00","loan_apply_no":"FI13","request_id":"r13"}"#;
     let again = r#"{ "request_id": "r13", "loan_apply_no": "FI13", "change_time": 1704038400000, "before_status": "NEW", "after_status": "NORMAL" }"#;

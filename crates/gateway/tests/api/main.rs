@@ -1,6 +1,10 @@
 //! The gateway end to end: the real server on port 0 with a temporary data directory, called
 //! over HTTP through the SDK or with hand-built requests. One file per feature.
 
+/// The backend this binary runs the suite against; `tests/api_postgres` runs the same files
+/// against PostgreSQL.
+pub const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
+
 mod callback;
 mod concurrency;
 mod durability;

@@ -19,6 +19,7 @@ fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_malformed_requests_gets_top_errors_while_valid_calls_succeed() {
+    crate::skip_unless_backend!();
     let app = spawn_app_with(|c| c.max_body_bytes = 16 * 1024).await;
     let (sys, _) = app.signed(CALLBACK, &[], SignMethod::HmacSha256, Format::Json, |_| {});
     let signed_query =

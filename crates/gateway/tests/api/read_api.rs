@@ -4,6 +4,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_read_api_needs_the_admin_token() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let http = reqwest::Client::new();
     let resp = http
@@ -25,6 +26,7 @@ async fn the_read_api_needs_the_admin_token() {
 
 #[tokio::test]
 async fn without_a_configured_token_the_read_api_is_closed() {
+    crate::skip_unless_backend!();
     let app = spawn_app_with(|c| c.admin_token = None).await;
     let (status, body) = app.read("/api/v1/inbox").await;
     assert_eq!(status, 403, "{body}");
@@ -32,6 +34,7 @@ async fn without_a_configured_token_the_read_api_is_closed() {
 
 #[tokio::test]
 async fn unknown_loans_and_processes_are_404() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     assert_eq!(app.read("/api/v1/loans/NOPE").await.0, 404);
     assert_eq!(app.read("/api/v1/processes/a/b/c").await.0, 404);
@@ -39,6 +42,7 @@ async fn unknown_loans_and_processes_are_404() {
 
 #[tokio::test]
 async fn the_inbox_is_newest_first_filterable_and_paginated() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let c = app.client();
     for i in 0..5 {
@@ -93,6 +97,7 @@ async fn the_inbox_is_newest_first_filterable_and_paginated() {
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     app.client()
         .call(&callback("P-m", "IN_PROCESSING"))
@@ -135,6 +140,7 @@ async fn health_readiness_and_metrics_answer() {
 
 #[tokio::test]
 async fn the_inbox_check_names_the_calls_it_does_not_hold() {
+    crate::skip_unless_backend!();
     let app = spawn_app().await;
     let r = app
         .client()

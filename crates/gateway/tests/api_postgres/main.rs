@@ -1,0 +1,26 @@
+//! The gateway suite of `tests/api`, the same files, against PostgreSQL; plus what only a shared
+//! database has: several instances, and the database going away and coming back.
+//! Runs when `LOANWIRE_TEST_DATABASE_URL` names a PostgreSQL database (`.ci/run` sets it);
+//! without it every test here says it is skipped.
+
+pub const BACKEND: helpers::Backend = helpers::Backend::Postgres;
+
+#[path = "../api/callback.rs"]
+mod callback;
+#[path = "../api/concurrency.rs"]
+mod concurrency;
+#[path = "../api/durability.rs"]
+mod durability;
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/loan_change.rs"]
+mod loan_change;
+#[path = "../api/malformed.rs"]
+mod malformed;
+#[path = "../api/protocol.rs"]
+mod protocol;
+#[path = "../api/read_api.rs"]
+mod read_api;
+
+mod instances;
+mod outage;
