@@ -271,71 +271,94 @@ fn writer_loop(
     }
 }
 
-/// Attempts at one unit that keeps losing races before it is given up (code 15, retryable).
-const UNIT_ATTEMPTS: usize = 8;
+/// Attempts at a batch whose units keep losing races before it is given up (code 15, retryable).
+const BATCH_ATTEMPTS: u32 = 8;
 
-fn run_batch(conn: &mut Conn, mut batch: Vec<Job>) {
-    let outcome = (|| -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
-        let Conn {
-            client,
-            statements,
-            config,
-        } = conn;
-        if client.as_ref().is_none_or(|c| c.is_closed()) {
-            statements.clear();
-            *client = Some(config.connect(NoTls).map_err(unavailable)?);
+enum BatchResult {
+    Committed(Vec<Recorded>),
+    /// This unit failed on its own (not a race, not the database): answer it, run the rest.
+    UnitFailed(usize, StoreError),
+    /// A unit lost a race; everything was rolled back, run the batch again.
+    Conflict(String),
+    /// The database or the connection failed; nothing was committed.
+    Failed(StoreError),
+}
+
+/// Runs the units one after another in one transaction, without a savepoint per unit (two
+/// round trips each): a lost race is rare, and then the whole batch is rolled back and run
+/// again, each unit seeing what the winner committed.
+fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
+    let Conn {
+        client,
+        statements,
+        config,
+    } = conn;
+    if client.as_ref().is_none_or(|c| c.is_closed()) {
+        statements.clear();
+        match config.connect(NoTls) {
+            Ok(c) => *client = Some(c),
+            Err(e) => return BatchResult::Failed(unavailable(e)),
         }
-        let client = client.as_mut().expect("connected above");
-        let mut txn = client.transaction().map_err(unavailable)?;
-        let mut results = Vec::with_capacity(batch.len());
-        for job in batch.iter_mut() {
-            let mut result = Err(StoreError::Conflict("not run".into()));
-            for _ in 0..UNIT_ATTEMPTS {
-                txn.batch_execute("SAVEPOINT unit").map_err(unavailable)?;
-                let mut tx = tx::PgTx::new(&mut txn, statements);
-                result = match catch_unwind(AssertUnwindSafe(|| (job.work)(&mut tx))) {
-                    Ok(r) => r,
-                    Err(_) => Err(unavailable("the unit of work panicked")),
-                };
-                match &result {
-                    Ok(_) => {
-                        txn.batch_execute("RELEASE SAVEPOINT unit")
-                            .map_err(unavailable)?;
-                        break;
-                    }
-                    Err(StoreError::Conflict(_)) => {
-                        txn.batch_execute("ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit")
-                            .map_err(unavailable)?;
-                    }
-                    Err(_) => {
-                        txn.batch_execute("ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit")
-                            .map_err(unavailable)?;
-                        break;
-                    }
+    }
+    let client = client.as_mut().expect("connected above");
+    let mut txn = match client.transaction() {
+        Ok(t) => t,
+        Err(e) => return BatchResult::Failed(unavailable(e)),
+    };
+    let mut results = Vec::with_capacity(pending.len());
+    for (i, job) in pending.iter_mut().enumerate() {
+        let mut tx = tx::PgTx::new(&mut txn, statements);
+        let result = match catch_unwind(AssertUnwindSafe(|| (job.work)(&mut tx))) {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Invalid("the unit of work panicked".into())),
+        };
+        match result {
+            Ok(r) => results.push(r),
+            Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
+            Err(e @ StoreError::Unavailable(_)) => return BatchResult::Failed(e),
+            Err(e) => return BatchResult::UnitFailed(i, e),
+        }
+    }
+    match txn.commit() {
+        Ok(()) => BatchResult::Committed(results),
+        Err(e) => match classify(e) {
+            StoreError::Conflict(why) => BatchResult::Conflict(why),
+            other => BatchResult::Failed(other),
+        },
+    }
+}
+
+fn run_batch(conn: &mut Conn, mut pending: Vec<Job>) {
+    let mut conflicts = 0;
+    while !pending.is_empty() {
+        match try_batch(conn, &mut pending) {
+            BatchResult::Committed(results) => {
+                for (job, result) in pending.drain(..).zip(results) {
+                    let _ = job.reply.send(Ok(result));
                 }
             }
-            if let Err(StoreError::Conflict(why)) = &result {
-                result = Err(unavailable(format!(
-                    "gave up after {UNIT_ATTEMPTS} concurrent conflicts: {why}"
-                )));
+            BatchResult::UnitFailed(i, e) => {
+                let _ = pending.remove(i).reply.send(Err(e));
             }
-            results.push(result);
-        }
-        txn.commit().map_err(unavailable)?;
-        Ok(results)
-    })();
-    match outcome {
-        Ok(results) => {
-            for (job, result) in batch.into_iter().zip(results) {
-                let _ = job.reply.send(result);
+            BatchResult::Conflict(why) => {
+                conflicts += 1;
+                if conflicts >= BATCH_ATTEMPTS {
+                    for job in pending.drain(..) {
+                        let _ = job.reply.send(Err(unavailable(format!(
+                            "gave up after {BATCH_ATTEMPTS} concurrent conflicts: {why}"
+                        ))));
+                    }
+                } else {
+                    // Let the winner commit before running again.
+                    std::thread::sleep(Duration::from_millis(u64::from(conflicts)));
+                }
             }
-        }
-        Err(e) => {
-            // The transaction is gone (the database or the connection failed): nothing of the
-            // batch was committed, and the connection is rebuilt on the next batch.
-            conn.reset();
-            for job in batch {
-                let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+            BatchResult::Failed(e) => {
+                // Nothing of the batch was committed; the connection is rebuilt next time.
+                conn.reset();
+                for job in pending.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                }
             }
         }
     }
