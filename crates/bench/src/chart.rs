@@ -92,15 +92,28 @@ pub fn draw(reports: &[serde_json::Value], out: &Path) -> Result<(), String> {
     let root = BitMapBackend::new(out, (1200, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(600);
-    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    let x_range = (1f64..max_c * 1.2).log_scale();
+    panel(&left, "throughput (calls/s)", &all, max_c, max_rps, |p| p.1)?;
+    panel(&right, "p99 latency (ms)", &all, max_c, max_p99, |p| p.2)?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
 
-    let mut chart = ChartBuilder::on(&left)
-        .caption("throughput (calls/s)", ("sans-serif", 22))
+/// One chart: a line per series of `y(point)` against connections (log scale).
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    all: &[Series],
+    max_c: f64,
+    max_y: f64,
+    y: impl Fn(&(f64, f64, f64)) -> f64,
+) -> Result<(), String> {
+    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(x_range.clone(), 0f64..max_rps)
+        .build_cartesian_2d((1f64..max_c * 1.2).log_scale(), 0f64..max_y)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
@@ -111,7 +124,7 @@ pub fn draw(reports: &[serde_json::Value], out: &Path) -> Result<(), String> {
         let color = colors[i % colors.len()];
         chart
             .draw_series(LineSeries::new(
-                s.points.iter().map(|p| (p.0, p.1)),
+                s.points.iter().map(|p| (p.0, y(p))),
                 color.stroke_width(2),
             ))
             .map_err(|e| e.to_string())?
@@ -121,7 +134,7 @@ pub fn draw(reports: &[serde_json::Value], out: &Path) -> Result<(), String> {
             .draw_series(
                 s.points
                     .iter()
-                    .map(|p| Circle::new((p.0, p.1), 4, color.filled())),
+                    .map(|p| Circle::new((p.0, y(p)), 4, color.filled())),
             )
             .map_err(|e| e.to_string())?;
     }
@@ -131,36 +144,5 @@ pub fn draw(reports: &[serde_json::Value], out: &Path) -> Result<(), String> {
         .border_style(BLACK)
         .draw()
         .map_err(|e| e.to_string())?;
-
-    let mut chart = ChartBuilder::on(&right)
-        .caption("p99 latency (ms)", ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range, 0f64..max_p99)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("connections")
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (i, s) in all.iter().enumerate() {
-        let color = colors[i % colors.len()];
-        chart
-            .draw_series(LineSeries::new(
-                s.points.iter().map(|p| (p.0, p.2)),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| e.to_string())?
-            .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
