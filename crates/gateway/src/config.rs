@@ -29,6 +29,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most parameters one call may carry.
     pub max_params: usize,
+    /// Seconds a request body may take to arrive.
+    pub body_timeout_secs: u64,
     /// Allowed distance between a call's `timestamp` (and a `change_time`) and the gateway's clock.
     pub timestamp_skew_secs: u64,
     /// Calls per second per app when the app has no limit of its own; 0: unlimited.
@@ -54,6 +56,7 @@ impl Default for Config {
             admin_token: None,
             max_body_bytes: 64 * 1024,
             max_params: 64,
+            body_timeout_secs: 30,
             timestamp_skew_secs: 600,
             default_rate_limit: 0,
             app_cache_ms: 1000,
@@ -119,6 +122,7 @@ impl Config {
                 "LOANWIRE_ADMIN_TOKEN" if !v.is_empty() => self.admin_token = Some(v),
                 "LOANWIRE_MAX_BODY_BYTES" => self.max_body_bytes = num(&name, &v)?,
                 "LOANWIRE_MAX_PARAMS" => self.max_params = num(&name, &v)?,
+                "LOANWIRE_BODY_TIMEOUT_SECS" => self.body_timeout_secs = num(&name, &v)?,
                 "LOANWIRE_TIMESTAMP_SKEW_SECS" => self.timestamp_skew_secs = num(&name, &v)?,
                 "LOANWIRE_DEFAULT_RATE_LIMIT" => self.default_rate_limit = num(&name, &v)?,
                 "LOANWIRE_APP_CACHE_MS" => self.app_cache_ms = num(&name, &v)?,
@@ -149,6 +153,9 @@ impl Config {
                 "max_params {} is below 8 (the system parameters alone)",
                 self.max_params
             ));
+        }
+        if self.body_timeout_secs == 0 {
+            return bad("body_timeout_secs must be positive".into());
         }
         if self.timestamp_skew_secs == 0 {
             return bad("timestamp_skew_secs must be positive".into());

@@ -72,25 +72,35 @@ pub async fn router_rest(
     };
 
     let cfg = &state.config;
-    let received =
-        match request::read(&uri, &headers, body, cfg.max_body_bytes, cfg.max_params).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Answer in the format the query string asked for, if it can be read.
-                let query: Params = uri
-                    .query()
-                    .and_then(|q| form_decode(q.as_bytes()).ok())
-                    .map(|pairs| pairs.into_iter().collect())
-                    .unwrap_or_default();
-                let (format, simplify) = SystemParams::response_format(&query);
-                return reject(
-                    Style { format, simplify },
-                    query.get("method"),
-                    query.get("app_key"),
-                    e,
-                );
-            }
-        };
+    let received = match request::read(
+        &uri,
+        &headers,
+        body,
+        request::Limits {
+            max_body: cfg.max_body_bytes,
+            max_params: cfg.max_params,
+            body_timeout: std::time::Duration::from_secs(cfg.body_timeout_secs),
+        },
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // Answer in the format the query string asked for, if it can be read.
+            let query: Params = uri
+                .query()
+                .and_then(|q| form_decode(q.as_bytes()).ok())
+                .map(|pairs| pairs.into_iter().collect())
+                .unwrap_or_default();
+            let (format, simplify) = SystemParams::response_format(&query);
+            return reject(
+                Style { format, simplify },
+                query.get("method"),
+                query.get("app_key"),
+                e,
+            );
+        }
+    };
     let params = received.params;
     let (format, simplify) = SystemParams::response_format(&params);
     let style = Style { format, simplify };

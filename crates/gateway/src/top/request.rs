@@ -22,13 +22,26 @@ fn request_error(sub_code: &str, reason: String) -> TopError {
     TopError::invalid_argument("request", reason.clone()).with_sub(sub_code, reason)
 }
 
+/// Limits on what one request may send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: usize,
+    pub max_params: usize,
+    /// The whole body must arrive within this (a client trickling bytes holds a connection).
+    pub body_timeout: std::time::Duration,
+}
+
 pub async fn read(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-    max_body: usize,
-    max_params: usize,
+    limits: Limits,
 ) -> Result<Received, TopError> {
+    let Limits {
+        max_body,
+        max_params,
+        body_timeout,
+    } = limits;
     let mut params = Params::new();
     let mut files = Vec::new();
     let mut count = 0usize;
@@ -53,7 +66,7 @@ pub async fn read(
         }
     }
 
-    let bytes = read_limited(body, max_body).await?;
+    let bytes = read_limited(body, max_body, body_timeout).await?;
     if !bytes.is_empty() {
         let content_type = headers
             .get(header::CONTENT_TYPE)
@@ -111,11 +124,29 @@ pub async fn read(
     Ok(Received { params, files })
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, TopError> {
+async fn read_limited(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, TopError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                return Err(request_error(
+                    "isv.request-timeout",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        timeout.as_secs()
+                    ),
+                ))
+            }
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             request_error(
                 "isv.invalid-request",

@@ -626,3 +626,33 @@ async fn multipart_file_parts_are_not_signed_and_not_stored() {
     let (_, inbox) = app.read("/api/v1/inbox?limit=1").await;
     assert_eq!(inbox["records"][0]["params"]["image"], "<file>");
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_in_too_slowly_gets_a_top_error() {
+    crate::skip_unless_backend!();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|c| c.body_timeout_secs = 1).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /router/rest?format=json HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nuser=3"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("error_response") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("isv.request-timeout"), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+}
