@@ -131,6 +131,15 @@ fn rand_suffix() -> String {
     )
 }
 
+/// The format the SDK asks for: JSON in the SQLite suite, XML in the PostgreSQL one, so that
+/// every rule is checked through both envelopes.
+pub fn sdk_format() -> Format {
+    match crate::BACKEND {
+        Backend::Sqlite => Format::Json,
+        Backend::Postgres => Format::Xml,
+    }
+}
+
 pub fn test_config(dir: &TempDir) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
@@ -243,17 +252,17 @@ impl TestApp {
         &self,
         adjust: impl FnOnce(TopClientBuilder) -> TopClientBuilder,
     ) -> TopClient {
-        adjust(
-            TopClient::builder(self.url(), &self.app_key, &self.secret).retry(RetryPolicy::none()),
-        )
-        .build()
-        .unwrap()
+        let builder = TopClient::builder(self.url(), &self.app_key, &self.secret)
+            .retry(RetryPolicy::none())
+            .format(sdk_format());
+        adjust(builder).build().unwrap()
     }
 
     /// A client for another registered app.
     pub fn client_for(&self, app: &App) -> TopClient {
         TopClient::builder(self.url(), &app.app_key, &app.secret)
             .retry(RetryPolicy::none())
+            .format(sdk_format())
             .build()
             .unwrap()
     }
