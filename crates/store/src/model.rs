@@ -70,8 +70,9 @@ pub struct InboxEntry {
     pub received_ms: i64,
     pub app_key: String,
     pub method: String,
-    /// Every parameter as received, as a JSON object.
-    pub params: Value,
+    /// Every parameter as received: a JSON object, rendered before the unit of work so that the
+    /// single writer does not have to.
+    pub params: String,
     pub outcome: Outcome,
     /// The TOP error code, when the answer was an `error_response`.
     pub error_code: Option<u32>,
@@ -81,8 +82,8 @@ pub struct InboxEntry {
     pub subject: Option<String>,
     /// The caller's idempotency key (`request_id` of a loan change).
     pub idempotency_key: Option<String>,
-    /// What the call reported, in a few fields (statuses, times).
-    pub detail: Value,
+    /// What the call reported, in a few fields (statuses, times): a JSON object.
+    pub detail: String,
     pub response: String,
 }
 

@@ -23,7 +23,8 @@ pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> 
             "status": req.infos.status,
             "user": req.user,
             "user_id": req.infos.user_id,
-        }),
+        })
+        .to_string(),
     };
     if !app.may_report_for(&req.infos.channel_id) {
         let e = TopError::new(ErrorCode::InsufficientIsvPermissions).with_sub(

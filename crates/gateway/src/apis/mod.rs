@@ -52,7 +52,8 @@ pub struct CallMeta {
     pub now: TopDateTime,
     pub app_key: String,
     pub method: String,
-    pub params: Value,
+    /// Every parameter as received, rendered as a JSON object.
+    pub params: String,
     pub style: Style,
 }
 
@@ -61,7 +62,8 @@ pub struct CallMeta {
 pub struct Subject {
     pub subject: Option<String>,
     pub idempotency_key: Option<String>,
-    pub detail: Value,
+    /// A JSON object, rendered before the unit of work.
+    pub detail: String,
 }
 
 impl CallMeta {
@@ -77,8 +79,8 @@ impl CallMeta {
             biz_code: None,
             subject: about.subject.clone(),
             idempotency_key: about.idempotency_key.clone(),
-            detail: if about.detail.is_null() {
-                Value::Object(Map::new())
+            detail: if about.detail.is_empty() {
+                "{}".to_string()
             } else {
                 about.detail.clone()
             },

@@ -24,7 +24,8 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
             "before_status": req.before_status,
             "after_status": req.after_status,
             "change_time": req.change_time,
-        }),
+        })
+        .to_string(),
     };
     let skew =
         chrono::Duration::from_std(state.config.skew()).unwrap_or(chrono::Duration::minutes(10));

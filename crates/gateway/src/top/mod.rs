@@ -134,7 +134,7 @@ pub async fn router_rest(
         now: TopDateTime::now(),
         app_key: app.app_key.clone(),
         method: sys.method.clone(),
-        params: Value::Object(recorded_params),
+        params: Value::Object(recorded_params).to_string(),
         style,
     };
     let work = if !app.may_call(&sys.method) {

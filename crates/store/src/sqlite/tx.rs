@@ -212,13 +212,13 @@ impl Tx for SqliteTx<'_> {
             e.received_ms,
             e.app_key,
             e.method,
-            e.params.to_string(),
+            e.params,
             e.outcome.as_str(),
             e.error_code,
             e.biz_code,
             e.subject,
             e.idempotency_key,
-            e.detail.to_string(),
+            e.detail,
             e.response,
         ])?;
         Ok(self.conn.last_insert_rowid())
