@@ -26,3 +26,12 @@ fn pretty_xml(raw: &str) -> Option<String> {
     }
     String::from_utf8(writer.into_inner()).ok()
 }
+
+/// Prints a line to stdout, ignoring a closed stdout: a server must not die because whoever
+/// started it stopped reading.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}

@@ -132,11 +132,9 @@ impl fmt::Display for ErrorCode {
 pub mod sub_code {
     pub const INVALID_PARAMETER: &str = "isv.invalid-parameter";
     pub const MISSING_PARAMETER: &str = "isv.missing-parameter";
-    pub const PARAMETERS_MISMATCH: &str = "isv.parameters-mismatch";
     pub const PERMISSION_DENIED: &str = "isv.permission-denied";
     pub const LIMITED_BY_APP: &str = "accesscontrol.limited-by-app-access-count";
     pub const SERVICE_UNAVAILABLE: &str = "isp.service-unavailable";
-    pub const UNKNOWN_ERROR: &str = "isp.unknown-error";
 }
 
 /// An `error_response`: as built by the gateway, or as received by the SDK (which may see codes

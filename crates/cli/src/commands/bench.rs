@@ -94,13 +94,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
                 }
             };
             let addr = listener.local_addr().expect("bound");
-            {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "ceiling listening on http://{addr}/router/rest"
-                );
-            }
+            crate::output::say(&format!("ceiling listening on http://{addr}/router/rest"));
             match loanwire_bench::ceiling::serve(listener).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

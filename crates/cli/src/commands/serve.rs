@@ -2,6 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+
+use crate::output::say;
 use loanwire_gateway::startup::{shutdown_signal, Application};
 use loanwire_gateway::{apps, sandbox, Config};
 
@@ -137,13 +139,4 @@ Send a first callback from another terminal:
         key = demo.app_key,
         secret = demo.secret,
     ));
-}
-
-/// Prints to stdout, ignoring a closed stdout: the gateway must not die because whoever
-/// started it stopped reading.
-fn say(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
 }
