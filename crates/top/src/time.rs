@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// GMT+8, the zone of every TOP time.
@@ -54,7 +54,10 @@ impl TopDateTime {
             let ms: i64 = t.parse().map_err(|_| bad())?;
             return TopDateTime::from_epoch_millis(ms).ok_or_else(bad);
         }
-        let naive = NaiveDateTime::parse_from_str(t, FORMAT).map_err(|_| bad())?;
+        let naive = match parse_exact(t.as_bytes()) {
+            Some(n) => n,
+            None => NaiveDateTime::parse_from_str(t, FORMAT).map_err(|_| bad())?,
+        };
         GMT8.from_local_datetime(&naive)
             .single()
             .map(|d| TopDateTime(d.with_timezone(&Utc)))
@@ -63,8 +66,46 @@ impl TopDateTime {
 
     /// `yyyy-MM-dd HH:mm:ss` in GMT+8.
     pub fn format(self) -> String {
-        self.0.with_timezone(&GMT8).format(FORMAT).to_string()
+        let t = self.0.with_timezone(&GMT8);
+        if !(0..=9999).contains(&t.year()) {
+            return t.format(FORMAT).to_string();
+        }
+        // Written field by field: chrono's `format` reads the pattern again on every call, and
+        // every call's times are formatted for its fingerprint and its inbox record.
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
     }
+}
+
+/// `yyyy-MM-dd HH:mm:ss` with every field at its place, the form every TOP client writes; any
+/// other shape is left to chrono's parser.
+fn parse_exact(b: &[u8]) -> Option<NaiveDateTime> {
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?.and_hms_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    )
 }
 
 impl fmt::Display for TopDateTime {
@@ -89,17 +130,25 @@ impl Serialize for TopDateTime {
 impl<'de> Deserialize<'de> for TopDateTime {
     /// Text in either form, or a JSON number of epoch milliseconds (what some SDKs write).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Millis(i64),
-            Text(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TopDateTime;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a time as yyyy-MM-dd HH:mm:ss (GMT+8) or epoch milliseconds")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<TopDateTime, E> {
+                TopDateTime::parse(s).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<TopDateTime, E> {
+                TopDateTime::from_epoch_millis(ms)
+                    .ok_or_else(|| E::custom(InvalidTime(ms.to_string())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<TopDateTime, E> {
+                let ms = i64::try_from(ms).map_err(|_| E::custom(InvalidTime(ms.to_string())))?;
+                self.visit_i64(ms)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Millis(ms) => TopDateTime::from_epoch_millis(ms)
-                .ok_or_else(|| serde::de::Error::custom(InvalidTime(ms.to_string()))),
-            Raw::Text(s) => TopDateTime::parse(&s).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -148,5 +197,26 @@ mod tests {
             serde_json::to_string(&a).unwrap(),
             "\"2024-01-01 00:00:00\""
         );
+    }
+
+    proptest::proptest! {
+        /// The hand-written fast paths agree with chrono's own parser and formatter.
+        #[test]
+        fn fast_paths_agree_with_chrono(
+            secs in -62_000_000_000i64..253_402_000_000i64,
+            text in "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}",
+        ) {
+            let t = TopDateTime::from_epoch_millis(secs * 1000).unwrap();
+            let by_chrono = t.utc().with_timezone(&GMT8).format(FORMAT).to_string();
+            proptest::prop_assert_eq!(t.format(), by_chrono.clone());
+            proptest::prop_assert_eq!(
+                parse_exact(by_chrono.as_bytes()),
+                NaiveDateTime::parse_from_str(&by_chrono, FORMAT).ok()
+            );
+            proptest::prop_assert_eq!(
+                parse_exact(text.as_bytes()),
+                NaiveDateTime::parse_from_str(&text, FORMAT).ok()
+            );
+        }
     }
 }
