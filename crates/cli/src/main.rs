@@ -47,10 +47,13 @@ enum Command {
 /// Logs go to stderr; `LOANWIRE_LOG` filters (default `info`), `LOANWIRE_LOG_FORMAT=json`
 /// writes one JSON object per line.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LOANWIRE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: not in log files, and not paid for on every call.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if std::env::var("LOANWIRE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
