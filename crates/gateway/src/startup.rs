@@ -45,6 +45,7 @@ pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Sto
         max_batch: config.max_batch,
         on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),
         busy_timeout: Duration::from_millis(config.sqlite_busy_timeout_ms),
+        ..SqliteOptions::default()
     };
     Ok(Arc::new(SqliteStore::open(&config.data_dir, options)?))
 }

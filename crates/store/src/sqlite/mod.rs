@@ -1,17 +1,20 @@
-//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`.
+//! The embedded backend: one SQLite file in WAL mode.
 //!
 //! Every unit of work goes to one writer thread, which owns the only writing connection and
-//! commits whatever units are waiting in one transaction (group commit): one fsync serves many
-//! calls, and units that touch the same process or loan note are serialised by construction.
-//! Each unit runs inside a savepoint, so one failing unit does not take its batch with it.
-//! Reads use their own connections.
+//! commits whatever units are waiting in one transaction (group commit): units that touch the
+//! same process or loan note are serialised by construction, and one `fdatasync` serves many
+//! calls. A unit's answer is released only once its commit is on disk (see `writer`).
+//! Checkpoints run on a thread of their own (see `checkpoint`). Reads use their own connections.
 
+mod checkpoint;
 mod read;
 pub mod seed;
+mod subjects;
 mod tx;
+mod writer;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,11 +23,16 @@ use loanwire_domain::process::ProcessKey;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use writer::{failed_error, Failure, Job, Msg, Writer};
+
 use crate::{
     App, InboxQuery, InboxRecord, LoanView, ProcessView, Recorded, Store, StoreError, Work,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../migrations/sqlite/0002_subjects_indexed_in_bulk.sql"),
+];
 
 pub const DB_FILE: &str = "loanwire.db";
 
@@ -38,6 +46,12 @@ pub struct SqliteOptions {
     /// How long a connection waits for another process's lock (the CLI writing apps).
     pub busy_timeout: Duration,
     pub on_batch: Option<BatchObserver>,
+    /// Frames (pages of about 4 KiB) the WAL may hold before the writer has it start over. A
+    /// WAL that is reused is rewritten in place, in the page cache; one that only grows costs a
+    /// new file block for every frame, and its index grows with it.
+    pub wal_restart_frames: i64,
+    /// Inbox records whose subjects the writer indexes together (see `subjects`).
+    pub subject_chunk: i64,
 }
 
 impl Default for SqliteOptions {
@@ -46,20 +60,18 @@ impl Default for SqliteOptions {
             max_batch: 512,
             busy_timeout: Duration::from_secs(5),
             on_batch: None,
+            wal_restart_frames: 4096,
+            subject_chunk: 2048,
         }
     }
-}
-
-struct Job {
-    work: Work,
-    reply: oneshot::Sender<Result<Recorded, StoreError>>,
 }
 
 pub struct SqliteStore {
     /// The checkpoint thread runs while this lives.
     _alive: Arc<()>,
     path: PathBuf,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
+    failure: Failure,
     readers: Arc<Mutex<Vec<Connection>>>,
     busy_timeout: Duration,
 }
@@ -72,36 +84,23 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, St
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(busy_timeout)?;
-    // WAL lets readers run beside the writer; FULL makes a commit durable before it returns.
+    // WAL lets readers run beside the writer; FULL makes a commit durable before it returns
+    // (the writer relaxes it, and syncs the WAL itself: see `writer`).
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
 
-/// The writer keeps the hot pages of every table and index in memory.
 fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
+    // The hot pages of every table and index stay in memory.
     conn.pragma_update(None, "cache_size", -32_768)?; // KiB: 32 MiB
-                                                      // Checkpoints run on their own thread (see `checkpointer`), not inside a commit the
-                                                      // callers are waiting for.
+                                                      // Checkpoints run on their own thread, not inside a commit that callers wait for.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // A commit writes its WAL frames without waiting for the disk; the sync thread makes them
+    // durable before anyone is answered.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
-}
-
-/// Copies committed WAL frames into the database file every half second with a PASSIVE
-/// checkpoint, which never blocks the writer; stops when the store is dropped.
-fn checkpointer(path: PathBuf, busy: Duration, alive: std::sync::Weak<()>) {
-    let Ok(conn) = open_connection(&path, busy) else {
-        return;
-    };
-    while alive.upgrade().is_some() {
-        std::thread::sleep(Duration::from_millis(500));
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-        }
-    }
-    // A last full checkpoint leaves a compact database behind.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -135,19 +134,42 @@ impl SqliteStore {
         let mut writer = open_connection(&path, options.busy_timeout)?;
         migrate(&mut writer)?;
         tune_writer(&writer)?;
-        let (tx, rx) = mpsc::channel::<Job>(options.max_batch * 4);
-        let max_batch = options.max_batch.max(1);
-        let on_batch = options.on_batch.clone();
+        // Opened while the writer's connection keeps the WAL in place: SQLite removes it only
+        // when the last connection closes.
+        let wal_path = dir.join(format!("{DB_FILE}-wal"));
+        let wal = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&wal_path)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {}: {e}", wal_path.display()))
+            })?;
+        let (tx, rx) = mpsc::channel::<Msg>(options.max_batch * 4);
+        let restart = Arc::new(AtomicBool::new(false));
+        let failure = Failure::default();
+        let writer = Writer {
+            conn: writer,
+            jobs: rx,
+            wake: tx.downgrade(),
+            max_batch: options.max_batch.max(1),
+            on_batch: options.on_batch.clone(),
+            restart_wal: restart.clone(),
+            failure: failure.clone(),
+            subject_chunk: options.subject_chunk.max(1),
+        };
         std::thread::Builder::new()
             .name("loanwire-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, max_batch, on_batch))
+            .spawn(move || writer.run(wal))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         let alive = Arc::new(());
         let weak = Arc::downgrade(&alive);
         let (cp_path, cp_busy) = (path.clone(), options.busy_timeout);
+        let restart_frames = options.wal_restart_frames.max(1);
         std::thread::Builder::new()
             .name("loanwire-sqlite-checkpoint".into())
-            .spawn(move || checkpointer(cp_path, cp_busy, weak))
+            .spawn(move || {
+                checkpoint::checkpointer(cp_path, cp_busy, weak, restart, restart_frames)
+            })
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))
             })?;
@@ -155,6 +177,7 @@ impl SqliteStore {
             _alive: alive,
             path,
             jobs: tx,
+            failure,
             readers: Arc::new(Mutex::new(Vec::new())),
             busy_timeout: options.busy_timeout,
         })
@@ -194,110 +217,15 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(
-    conn: Connection,
-    mut rx: mpsc::Receiver<Job>,
-    max_batch: usize,
-    on_batch: Option<BatchObserver>,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let size = batch.len();
-        run_batch(&conn, &mut batch);
-        if let Some(observe) = &on_batch {
-            observe(size);
-        }
-    }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-/// Runs a batch of units in one transaction and answers each once the commit is durable.
-fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        for job in batch.drain(..) {
-            let _ = job.reply.send(Err(unavailable(&e)));
-        }
-        return;
-    }
-    let mut done: Vec<(oneshot::Sender<_>, Result<Recorded, StoreError>)> =
-        Vec::with_capacity(batch.len());
-    let mut batch_lost: Option<String> = None;
-    for mut job in batch.drain(..) {
-        if batch_lost.is_some() {
-            done.push((
-                job.reply,
-                Err(StoreError::Unavailable("batch aborted".into())),
-            ));
-            continue;
-        }
-        let result = run_unit(conn, &mut job.work);
-        if let Err(e) = &result {
-            if conn.is_autocommit() {
-                // SQLite rolled the whole transaction back (disk full, I/O error): every unit of
-                // the batch is lost, not just this one.
-                batch_lost = Some(e.to_string());
-            }
-        }
-        done.push((job.reply, result));
-    }
-    let commit = match &batch_lost {
-        Some(why) => Err(why.clone()),
-        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
-    };
-    match commit {
-        Ok(()) => {
-            for (reply, result) in done {
-                let _ = reply.send(result);
-            }
-        }
-        Err(why) => {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            tracing::error!(error = %why, units = done.len(), "batch not committed");
-            for (reply, result) in done {
-                let _ = reply.send(Err(match result {
-                    Err(e) => e,
-                    Ok(_) => StoreError::Unavailable(format!("not committed: {why}")),
-                }));
-            }
-        }
-    }
-}
-
-fn run_unit(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
-    conn.execute_batch("SAVEPOINT unit")?;
-    let mut tx = tx::SqliteTx { conn };
-    let result = match catch_unwind(AssertUnwindSafe(|| work(&mut tx))) {
-        Ok(r) => r,
-        Err(_) => Err(StoreError::Unavailable("the unit of work panicked".into())),
-    };
-    if conn.is_autocommit() {
-        return result;
-    }
-    match &result {
-        Ok(_) => conn.execute_batch("RELEASE unit")?,
-        Err(_) => conn.execute_batch("ROLLBACK TO unit; RELEASE unit")?,
-    }
-    result
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn transact(&self, work: Work) -> Result<Recorded, StoreError> {
+        if let Some(why) = self.failure.get() {
+            return Err(failed_error(why));
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { work, reply })
+            .send(Msg::Job(Job { work, reply }))
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         answer
@@ -350,6 +278,9 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(why) = self.failure.get() {
+            return Err(failed_error(why));
+        }
         self.read(|c| {
             c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)

@@ -5,6 +5,7 @@ use loanwire_domain::process::ProcessKey;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
+use super::subjects::SUBJECT_IDS;
 use crate::model::format_ms;
 use crate::{App, HistoryEntry, InboxQuery, InboxRecord, LoanView, ProcessView, StoreError};
 
@@ -135,7 +136,7 @@ fn inbox_row(r: &Row<'_>) -> rusqlite::Result<InboxRecord> {
 
 fn history(c: &Connection, subject: &str) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {INBOX_COLUMNS} FROM inbox WHERE subject = ?1 ORDER BY id"
+        "SELECT {INBOX_COLUMNS} FROM inbox WHERE id IN ({SUBJECT_IDS}) ORDER BY id"
     ))?;
     let rows = stmt.query_map(params![subject], inbox_row)?;
     let records: Vec<InboxRecord> = rows.collect::<Result<_, _>>()?;

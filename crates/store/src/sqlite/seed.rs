@@ -52,6 +52,8 @@ pub fn seed_loans(dir: &Path, app_key: &str, n: u64, tag: &str) -> Result<(), St
         }
         tx.commit()?;
     }
+    let (last, upto) = super::subjects::marks(&conn)?;
+    super::subjects::index_tail(&conn, upto, last)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
 }

@@ -1,0 +1,72 @@
+//! Copying the WAL back into the database file, off the writer's path, and keeping the WAL from
+//! growing without end under sustained load.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::open_connection;
+
+/// Runs a PASSIVE checkpoint, which never blocks the writer; returns the frames in the WAL and
+/// how many of them are copied into the database file.
+pub(super) fn passive_checkpoint(conn: &Connection) -> Result<(i64, i64), rusqlite::Error> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })
+}
+
+/// Whether the writer should copy the rest of the WAL itself so that its next transaction
+/// starts the WAL over.
+///
+/// SQLite only starts the WAL over when a write transaction begins while every frame is already
+/// copied, and a writer that never pauses always has a few frames more than the last checkpoint
+/// copied: checkpoints alone would let the WAL grow by every frame ever written. So once the WAL
+/// holds `restart_frames`, the writer is asked to copy the remainder between two batches — when
+/// the remainder is small, which keeps the writer's pause short, or in any case once the WAL is
+/// four times that size.
+pub(super) fn wants_restart(frames: i64, copied: i64, restart_frames: i64) -> bool {
+    frames >= restart_frames
+        && (frames - copied <= restart_frames / 4 || frames >= restart_frames * 4)
+}
+
+/// The checkpoint thread: copies committed frames every 50 ms; stops when the store is dropped.
+pub(super) fn checkpointer(
+    path: PathBuf,
+    busy: Duration,
+    alive: Weak<()>,
+    restart: Arc<AtomicBool>,
+    restart_frames: i64,
+) {
+    let Ok(conn) = open_connection(&path, busy) else {
+        return;
+    };
+    while alive.upgrade().is_some() {
+        std::thread::sleep(Duration::from_millis(50));
+        match passive_checkpoint(&conn) {
+            Ok((frames, copied)) => {
+                if wants_restart(frames, copied, restart_frames) {
+                    restart.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+        }
+    }
+    // A last full checkpoint leaves a compact database behind.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_restart;
+
+    #[test]
+    fn the_wal_starts_over_once_large_and_nearly_copied_or_far_too_large() {
+        assert!(!wants_restart(100, 100, 4096), "small WAL");
+        assert!(wants_restart(4096, 4000, 4096), "large and nearly copied");
+        assert!(!wants_restart(5000, 2000, 4096), "large but far behind");
+        assert!(wants_restart(20_000, 2000, 4096), "far too large");
+    }
+}

@@ -1,0 +1,406 @@
+//! The writer thread and the sync thread: group commit with the durability wait taken off the
+//! writer's path.
+//!
+//! The writer owns the only writing connection. It runs each unit of work as it arrives, in the
+//! open transaction, and commits with `synchronous=NORMAL`: the commit writes its WAL frames but
+//! does not wait for the disk. It hands the batch's answers to the sync thread, which
+//! `fdatasync`s the WAL and only then answers. A commit's frames are in the WAL before its
+//! answers reach the sync thread, so the `fdatasync` that releases them covers them (and every
+//! earlier commit): no answer leaves before its commit is on disk, exactly as with
+//! `synchronous=FULL`.
+//!
+//! While a sync is under way the writer keeps its transaction open and goes on running the units
+//! that arrive; it commits when the sync thread says it is done (or the batch is full). So the
+//! writer works while the disk syncs, one `fdatasync` serves every call that arrived during the
+//! previous one, and batches grow with the load — which matters most when the machine's CPU is
+//! the limit, since a commit costs a WAL frame for every page it changed, however few rows each.
+//!
+//! If the disk fails to sync, what the database shows may not be what is on disk: the store
+//! stops taking work (every call answers "unavailable", `ping` fails) until it is reopened, as
+//! PostgreSQL does.
+
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::checkpoint::passive_checkpoint;
+use super::subjects;
+use super::tx::SqliteTx;
+use super::BatchObserver;
+use crate::{Recorded, StoreError, Work};
+
+pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
+
+pub(super) struct Job {
+    pub work: Work,
+    pub reply: Reply,
+}
+
+/// What reaches the writer thread: work, or word that the last sync is done.
+pub(super) enum Msg {
+    Job(Job),
+    Synced,
+}
+
+/// Set once, when a commit could not be made durable; the store then refuses all work.
+pub(super) type Failure = Arc<OnceLock<String>>;
+
+pub(super) fn failed_error(why: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the database stopped taking writes after a failed disk sync ({why}); restart the gateway"
+    ))
+}
+
+type Answers = Vec<(Reply, Result<Recorded, StoreError>)>;
+
+pub(super) struct Writer {
+    pub conn: Connection,
+    pub jobs: mpsc::Receiver<Msg>,
+    /// For the sync thread to say it is done; weak, so that the channel closes when the store
+    /// is dropped.
+    pub wake: mpsc::WeakSender<Msg>,
+    pub max_batch: usize,
+    pub on_batch: Option<BatchObserver>,
+    /// Raised by the checkpoint thread when the WAL should start over.
+    pub restart_wal: Arc<AtomicBool>,
+    pub failure: Failure,
+    /// Inbox records whose subjects are indexed together (see `subjects`).
+    pub subject_chunk: i64,
+}
+
+/// The writer thread's state between messages.
+struct Running {
+    w: Writer,
+    to_sync: std_mpsc::Sender<Answers>,
+    open: OpenBatch,
+    /// A committed batch is with the sync thread.
+    syncing: bool,
+    /// The highest inbox id committed, and how far the subject index reaches.
+    last_inbox_id: i64,
+    subjects_upto: i64,
+}
+
+impl Writer {
+    /// Runs until the store is dropped; `wal` is the WAL file, synced by a thread of its own.
+    pub fn run(self, wal: File) {
+        let (to_sync, synced) = std_mpsc::channel::<Answers>();
+        let (failure, wake) = (self.failure.clone(), self.wake.clone());
+        let syncer = std::thread::Builder::new()
+            .name("loanwire-sqlite-sync".into())
+            .spawn(move || sync_loop(wal, synced, wake, failure));
+        if let Err(e) = &syncer {
+            let _ = self
+                .failure
+                .set(format!("cannot start the sync thread: {e}"));
+        }
+        let (last_inbox_id, subjects_upto) = match subjects::marks(&self.conn) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = self.failure.set(format!("cannot read the inbox: {e}"));
+                (0, 0)
+            }
+        };
+        let mut r = Running {
+            w: self,
+            to_sync,
+            open: OpenBatch::default(),
+            syncing: false,
+            last_inbox_id,
+            subjects_upto,
+        };
+        while let Some(msg) = r.w.jobs.blocking_recv() {
+            r.take(msg);
+            while r.open.len() < r.w.max_batch {
+                match r.w.jobs.try_recv() {
+                    Ok(msg) => r.take(msg),
+                    Err(_) => break,
+                }
+            }
+            if !r.open.is_empty() && (!r.syncing || r.open.len() >= r.w.max_batch) {
+                r.commit();
+            }
+        }
+        if !r.open.is_empty() {
+            r.commit();
+        }
+    }
+}
+
+impl Running {
+    fn take(&mut self, msg: Msg) {
+        let job = match msg {
+            Msg::Synced => {
+                self.syncing = false;
+                return;
+            }
+            Msg::Job(job) => job,
+        };
+        if let Some(why) = self.w.failure.get() {
+            let _ = job.reply.send(Err(failed_error(why)));
+            return;
+        }
+        if self.open.is_empty() {
+            self.begin();
+        }
+        self.open.add(&self.w.conn, job);
+    }
+
+    fn begin(&mut self) {
+        let conn = &self.w.conn;
+        if self.w.restart_wal.swap(false, Ordering::Relaxed) {
+            // Outside any transaction: copies what the checkpoint thread has not copied yet, so
+            // that the transaction about to begin starts the WAL over.
+            if let Err(e) = passive_checkpoint(conn) {
+                tracing::warn!(error = %e, "WAL checkpoint by the writer failed");
+            }
+        }
+        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+            self.open.not_begun = Some(e.to_string());
+            return;
+        }
+        if self.last_inbox_id - self.subjects_upto >= self.w.subject_chunk {
+            match subjects::index_tail(conn, self.subjects_upto, self.last_inbox_id) {
+                Ok(()) => self.open.subjects_upto = Some(self.last_inbox_id),
+                // Left for a later batch; histories scan the longer tail meanwhile.
+                Err(e) => tracing::warn!(error = %e, "indexing the inbox's subjects failed"),
+            }
+        }
+    }
+
+    fn commit(&mut self) {
+        let size = self.open.len();
+        // A failed unit has the batch run again unit by unit, without the indexing.
+        let indexed = self.open.subjects_upto.filter(|_| !self.open.unit_failed);
+        let (answers, committed) = std::mem::take(&mut self.open).finish(&self.w.conn);
+        if committed {
+            if let Some(upto) = indexed {
+                self.subjects_upto = upto;
+            }
+            let newest = answers
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok().map(|r| r.inbox_id))
+                .max();
+            self.last_inbox_id = self.last_inbox_id.max(newest.unwrap_or(0));
+            if let Err(std_mpsc::SendError(answers)) = self.to_sync.send(answers) {
+                let why = "the sync thread has stopped";
+                let _ = self.w.failure.set(why.into());
+                fail_all(answers, why);
+            }
+            self.syncing = true;
+        } else {
+            // Nothing of the batch is in the database: no sync to wait for.
+            for (reply, result) in answers {
+                let _ = reply.send(result);
+            }
+        }
+        if let Some(observe) = &self.w.on_batch {
+            observe(size);
+        }
+    }
+}
+
+/// The units of the open transaction, each run as it arrived.
+#[derive(Default)]
+struct OpenBatch {
+    jobs: Vec<Job>,
+    results: Vec<Recorded>,
+    /// Why the transaction could not begin.
+    not_begun: Option<String>,
+    /// A unit failed: the transaction is to be rolled back and the batch run unit by unit.
+    unit_failed: bool,
+    /// The subject index reaches this far once the transaction commits.
+    subjects_upto: Option<i64>,
+}
+
+impl OpenBatch {
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Units run without a savepoint each: a savepoint copies every page a unit first touches
+    /// into the sub-journal, for a failure that almost never happens. When a unit does fail,
+    /// `finish` rolls the whole transaction back and runs the batch again with a savepoint per
+    /// unit, so that only the failing units are left out.
+    fn add(&mut self, conn: &Connection, mut job: Job) {
+        if self.not_begun.is_none() && !self.unit_failed {
+            match run_unit(conn, &mut job.work) {
+                Ok(r) => self.results.push(r),
+                Err(_) => self.unit_failed = true,
+            }
+        }
+        self.jobs.push(job);
+    }
+
+    /// Commits (not yet durably); returns each unit's answer and whether anything was committed.
+    fn finish(mut self, conn: &Connection) -> (Answers, bool) {
+        if let Some(why) = &self.not_begun {
+            let answers = self
+                .jobs
+                .drain(..)
+                .map(|job| (job.reply, Err(unavailable(why))))
+                .collect();
+            return (answers, false);
+        }
+        if !self.unit_failed {
+            return commit(
+                conn,
+                self.jobs.into_iter().zip(self.results.into_iter().map(Ok)),
+            );
+        }
+        if !conn.is_autocommit() {
+            let _ = exec(conn, "ROLLBACK");
+        }
+        run_batch_unit_by_unit(conn, &mut self.jobs)
+    }
+}
+
+/// Answers committed units with the store's failure: their commit may not be on disk.
+fn fail_all(answers: Answers, why: &str) {
+    for (reply, result) in answers {
+        let _ = reply.send(Err(match result {
+            Err(e) => e,
+            Ok(_) => failed_error(why),
+        }));
+    }
+}
+
+/// Answers committed batches once an `fdatasync` of the WAL that started after their commit
+/// has returned.
+fn sync_loop(
+    wal: File,
+    synced: std_mpsc::Receiver<Answers>,
+    wake: mpsc::WeakSender<Msg>,
+    failure: Failure,
+) {
+    let mut pending: Answers = Vec::new();
+    while let Ok(first) = synced.recv() {
+        pending.extend(first);
+        while let Ok(more) = synced.try_recv() {
+            pending.extend(more);
+        }
+        if let Some(why) = failure.get() {
+            fail_all(std::mem::take(&mut pending), why);
+            continue;
+        }
+        match wal.sync_data() {
+            Ok(()) => {
+                for (reply, result) in pending.drain(..) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                let why = format!("fdatasync of the WAL: {e}");
+                tracing::error!(error = %why, "commits could not be made durable; the store stops taking writes");
+                let _ = failure.set(why.clone());
+                fail_all(std::mem::take(&mut pending), &why);
+            }
+        }
+        // The writer commits what it gathered meanwhile. A full channel only means it has work
+        // enough; it does not wait for this.
+        if let Some(writer) = wake.upgrade() {
+            let _ = writer.blocking_send(Msg::Synced);
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+fn run_batch_unit_by_unit(conn: &Connection, batch: &mut Vec<Job>) -> (Answers, bool) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        let answers = batch
+            .drain(..)
+            .map(|job| (job.reply, Err(unavailable(&e))))
+            .collect();
+        return (answers, false);
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    let mut batch_lost: Option<String> = None;
+    for job in batch.iter_mut() {
+        if batch_lost.is_some() {
+            results.push(Err(StoreError::Unavailable("batch aborted".into())));
+            continue;
+        }
+        let result = run_unit_in_savepoint(conn, &mut job.work);
+        if let Err(e) = &result {
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (disk full, I/O error): every unit of
+                // the batch is lost, not just this one.
+                batch_lost = Some(e.to_string());
+            }
+        }
+        results.push(result);
+    }
+    if let Some(why) = batch_lost {
+        return not_committed(conn, batch.drain(..).zip(results), &why);
+    }
+    commit(conn, batch.drain(..).zip(results))
+}
+
+fn commit(
+    conn: &Connection,
+    done: impl Iterator<Item = (Job, Result<Recorded, StoreError>)>,
+) -> (Answers, bool) {
+    match exec(conn, "COMMIT") {
+        Ok(()) => (done.map(|(job, r)| (job.reply, r)).collect(), true),
+        Err(e) => not_committed(conn, done, &e.to_string()),
+    }
+}
+
+fn not_committed(
+    conn: &Connection,
+    done: impl Iterator<Item = (Job, Result<Recorded, StoreError>)>,
+    why: &str,
+) -> (Answers, bool) {
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+    let answers: Answers = done
+        .map(|(job, result)| {
+            let result = Err(match result {
+                Err(e) => e,
+                Ok(_) => StoreError::Unavailable(format!("not committed: {why}")),
+            });
+            (job.reply, result)
+        })
+        .collect();
+    tracing::error!(error = %why, units = answers.len(), "batch not committed");
+    (answers, false)
+}
+
+fn run_unit(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
+    let mut tx = SqliteTx { conn };
+    match catch_unwind(AssertUnwindSafe(|| work(&mut tx))) {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unavailable("the unit of work panicked".into())),
+    }
+}
+
+fn run_unit_in_savepoint(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
+    exec(conn, "SAVEPOINT unit")?;
+    let result = run_unit(conn, work);
+    if conn.is_autocommit() {
+        return result;
+    }
+    match &result {
+        Ok(_) => exec(conn, "RELEASE unit")?,
+        Err(_) => {
+            exec(conn, "ROLLBACK TO unit")?;
+            exec(conn, "RELEASE unit")?;
+        }
+    }
+    result
+}
