@@ -78,18 +78,40 @@ pub fn render_success(
     request_id: &str,
     style: Style,
 ) -> String {
-    let mut inner = body.clone();
-    inner.insert("request_id".into(), Value::String(request_id.into()));
     let root = root_name(method);
+    let inner = WithRequestId { body, request_id };
     match style.format {
-        Format::Json if style.simplify => Value::Object(inner).to_string(),
-        Format::Json => {
-            let mut outer = Map::new();
-            outer.insert(root, Value::Object(inner));
-            Value::Object(outer).to_string()
+        Format::Json if style.simplify => to_json(&inner),
+        Format::Json => to_json(&std::collections::BTreeMap::from([(root, inner)])),
+        Format::Xml => {
+            let mut tree = body.clone();
+            tree.insert("request_id".into(), Value::String(request_id.into()));
+            xml_document(&root, &Value::Object(tree))
         }
-        Format::Xml => xml_document(&root, &Value::Object(inner)),
     }
+}
+
+/// The response fields followed by `request_id`, serialized without copying the fields (every
+/// call's answer is rendered on the single writer's thread).
+struct WithRequestId<'a> {
+    body: &'a Map<String, Value>,
+    request_id: &'a str,
+}
+
+impl serde::Serialize for WithRequestId<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.body.iter().filter(|(k, _)| k.as_str() != "request_id") {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("request_id", self.request_id)?;
+        map.end()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("JSON trees serialize")
 }
 
 /// An `error_response`, in either format. `simplify` does not apply: real clients recognise

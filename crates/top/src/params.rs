@@ -34,8 +34,10 @@ pub const SYSTEM_PARAMS: [&str; 11] = [
     TARGET_APP_KEY,
 ];
 
-/// Text parameters of one call, merged from wherever they arrived, sorted by key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Text parameters of one call, merged from wherever they arrived, sorted by key. Serializes
+/// as a JSON object of them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
 pub struct Params(BTreeMap<String, String>);
 
 /// The same key arrived twice with different values; which one was signed cannot be known.

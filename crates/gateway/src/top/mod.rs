@@ -120,18 +120,22 @@ pub async fn router_rest(
     };
 
     // Authenticated: from here on, every call is recorded in the inbox.
-    // Serialized straight from borrowed text: no copy of each parameter on the hot path.
-    let mut recorded_params: std::collections::BTreeMap<&str, &str> = params.iter().collect();
-    for f in &received.files {
-        recorded_params.insert(f, "<file>");
-    }
+    let recorded_params = if received.files.is_empty() {
+        serde_json::to_string(&params)
+    } else {
+        let mut with_files: std::collections::BTreeMap<&str, &str> = params.iter().collect();
+        for f in &received.files {
+            with_files.insert(f, "<file>");
+        }
+        serde_json::to_string(&with_files)
+    };
     let meta = CallMeta {
         call_id: call_id.clone(),
         received_ms,
         now: TopDateTime::now(),
         app_key: app.app_key.clone(),
         method: sys.method.clone(),
-        params: serde_json::to_string(&recorded_params).expect("text serializes"),
+        params: recorded_params.expect("text serializes"),
         style,
     };
     let work = if !app.may_call(&sys.method) {
