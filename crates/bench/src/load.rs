@@ -64,6 +64,61 @@ pub struct LoadResult {
     pub errors: BTreeMap<String, u64>,
     #[serde(skip)]
     pub acknowledged_ids: Vec<String>,
+    #[serde(skip)]
+    pub histogram: Histogram<u64>,
+}
+
+impl LoadResult {
+    fn from_parts(
+        concurrency: usize,
+        histogram: Histogram<u64>,
+        acknowledged: u64,
+        elapsed_secs: f64,
+        errors: BTreeMap<String, u64>,
+        acknowledged_ids: Vec<String>,
+    ) -> LoadResult {
+        let requests = histogram.len();
+        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+        LoadResult {
+            concurrency,
+            requests,
+            acknowledged,
+            elapsed_secs,
+            throughput_rps: requests as f64 / elapsed_secs,
+            latency: Latency {
+                p50_ms: ms(0.50),
+                p90_ms: ms(0.90),
+                p99_ms: ms(0.99),
+                max_ms: histogram.max() as f64 / 1000.0,
+            },
+            errors,
+            acknowledged_ids,
+            histogram,
+        }
+    }
+
+    /// Several runs of the same settings as one: their calls, time and latencies together.
+    pub fn merge(parts: Vec<LoadResult>) -> Option<LoadResult> {
+        let mut parts = parts.into_iter();
+        let mut all = parts.next()?;
+        for p in parts {
+            all.histogram.add(&p.histogram).expect("same bounds");
+            all.acknowledged += p.acknowledged;
+            all.elapsed_secs += p.elapsed_secs;
+            for (k, v) in p.errors {
+                *all.errors.entry(k).or_default() += v;
+            }
+            all.acknowledged_ids.extend(p.acknowledged_ids);
+        }
+        Some(LoadResult::from_parts(
+            all.concurrency,
+            all.histogram,
+            all.acknowledged,
+            all.elapsed_secs,
+            all.errors,
+            all.acknowledged_ids,
+        ))
+    }
 }
 
 struct WorkerResult {
@@ -199,21 +254,12 @@ pub async fn run(target: &Target, s: &LoadSettings) -> Result<LoadResult, Client
         ids.extend(r.ids);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let requests = histogram.len();
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-    Ok(LoadResult {
-        concurrency: s.concurrency,
-        requests,
+    Ok(LoadResult::from_parts(
+        s.concurrency,
+        histogram,
         acknowledged,
-        elapsed_secs: elapsed,
-        throughput_rps: requests as f64 / elapsed,
-        latency: Latency {
-            p50_ms: ms(0.50),
-            p90_ms: ms(0.90),
-            p99_ms: ms(0.99),
-            max_ms: histogram.max() as f64 / 1000.0,
-        },
+        elapsed,
         errors,
-        acknowledged_ids: ids,
-    })
+        ids,
+    ))
 }

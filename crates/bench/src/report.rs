@@ -6,8 +6,8 @@ pub fn render(r: &Report) -> String {
     let s = &r.settings;
     let mut out = String::new();
     let what = match (s.duration_secs, s.requests) {
-        (_, Some(n)) => format!("{n} calls per run"),
-        (Some(d), None) => format!("{d:.0} s per run"),
+        (_, Some(n)) => format!("{n} calls per run in {} rounds", s.rounds),
+        (Some(d), None) => format!("{d:.0} s per run in {} rounds", s.rounds),
         (None, None) => String::new(),
     };
     out.push_str(&format!(

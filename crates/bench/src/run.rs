@@ -32,6 +32,10 @@ pub struct BenchOptions {
     /// Loan notes stored before the run.
     pub preload: u64,
     pub warmup: Duration,
+    /// Each level's duration (or count) is split into this many slices, run ceiling, gateway,
+    /// ceiling, gateway…, so that a machine whose speed drifts during the run weighs on both
+    /// alike.
+    pub rounds: u32,
     /// The `loanwire` binary, to start the servers with.
     pub exe: PathBuf,
 }
@@ -63,6 +67,7 @@ pub struct Settings {
     pub sign_method: String,
     pub format: String,
     pub preload_loans: u64,
+    pub rounds: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,26 +240,29 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 load::run(c, &warm).await?;
             }
         }
-        let ceiling_result = match &ceiling_target {
-            Some(c) => {
-                let r = load::run(
-                    c,
-                    &settings(format!("{tag}-c{i}"), false, opts.duration, opts.requests),
-                )
-                .await?;
-                progress(&format!(
-                    "ceiling  @{concurrency:>4}: {:>9.0} calls/s, p99 {:.2} ms",
-                    r.throughput_rps, r.latency.p99_ms
-                ));
-                Some(r)
+        let rounds = opts.rounds.max(1);
+        let slice = opts.duration.map(|d| d / rounds);
+        let (mut ceiling_parts, mut gateway_parts) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            let count = opts.requests.map(|n| {
+                let (each, rest) = (n / u64::from(rounds), n % u64::from(rounds));
+                each + u64::from(u64::from(r) < rest)
+            });
+            if let Some(c) = &ceiling_target {
+                let s = settings(format!("{tag}-c{i}r{r}"), false, slice, count);
+                ceiling_parts.push(load::run(c, &s).await?);
             }
-            None => None,
-        };
-        let mut gateway = load::run(
-            &target,
-            &settings(format!("{tag}-g{i}"), true, opts.duration, opts.requests),
-        )
-        .await?;
+            let s = settings(format!("{tag}-g{i}r{r}"), true, slice, count);
+            gateway_parts.push(load::run(&target, &s).await?);
+        }
+        let ceiling_result = LoadResult::merge(ceiling_parts);
+        if let Some(r) = &ceiling_result {
+            progress(&format!(
+                "ceiling  @{concurrency:>4}: {:>9.0} calls/s, p99 {:.2} ms",
+                r.throughput_rps, r.latency.p99_ms
+            ));
+        }
+        let mut gateway = LoadResult::merge(gateway_parts).expect("at least one round");
         progress(&format!(
             "gateway  @{concurrency:>4}: {:>9.0} calls/s, p99 {:.2} ms, errors {:?}",
             gateway.throughput_rps, gateway.latency.p99_ms, gateway.errors
@@ -296,6 +304,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
             sign_method: opts.sign_method.to_string(),
             format: opts.format.to_string(),
             preload_loans: opts.preload,
+            rounds: opts.rounds.max(1),
         },
         runs,
         gateway_peak_memory_mib: peak,

@@ -12,7 +12,9 @@ fn a_small_bench_run_verifies_every_acknowledged_call_and_writes_json_and_a_char
         .args([
             "bench",
             "--requests",
-            "300",
+            "301",
+            "--rounds",
+            "3",
             "--concurrency",
             "1,8",
             "--duplicates",
@@ -41,15 +43,16 @@ fn a_small_bench_run_verifies_every_acknowledged_call_and_writes_json_and_a_char
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     for run in runs {
-        assert_eq!(run["gateway"]["requests"], 300);
+        assert_eq!(run["gateway"]["requests"], 301, "the rounds add up");
         assert_eq!(
-            run["gateway"]["acknowledged"], 300,
+            run["gateway"]["acknowledged"], 301,
             "every call answered with a success envelope: {run}"
         );
         assert_eq!(run["gateway"]["errors"], serde_json::json!({}));
-        assert_eq!(run["ceiling"]["requests"], 300);
+        assert_eq!(run["ceiling"]["requests"], 301);
     }
-    assert_eq!(report["verification"]["acknowledged"], 600);
+    assert_eq!(report["settings"]["rounds"], 3);
+    assert_eq!(report["verification"]["acknowledged"], 602);
     assert_eq!(report["verification"]["missing"], 0);
     assert!(report["gateway_peak_memory_mib"].as_f64().unwrap() > 1.0);
 

@@ -74,6 +74,10 @@ struct RunArgs {
     /// Seconds of unmeasured load before each level.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Split each level into this many slices, alternating ceiling and gateway, so that a
+    /// machine whose speed drifts during the run weighs on both alike.
+    #[arg(long, default_value_t = 4)]
+    rounds: u32,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -175,6 +179,7 @@ async fn bench(a: RunArgs) -> ExitCode {
         format: a.format,
         preload: a.preload,
         warmup: Duration::from_secs_f64(a.warmup),
+        rounds: a.rounds,
         exe,
     };
     let report = match loanwire_bench::run(&opts, |line| eprintln!("{line}")).await {
