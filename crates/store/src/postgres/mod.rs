@@ -1,11 +1,11 @@
 //! The PostgreSQL backend, for several gateway instances on one database.
 //!
 //! Units of work are committed in groups like on SQLite, by a few writer threads that each
-//! own a connection: one transaction (one WAL flush) per batch, each unit in a savepoint. What
+//! own a connection: one transaction (one WAL flush) per batch, no savepoint per unit. What
 //! serialises units on the same process or loan note is the database itself, so it holds across
 //! instances: existing rows are read `FOR UPDATE`; a row that did not exist is inserted plainly,
-//! and a unit that loses the race to create it (unique violation) or a deadlock is rolled back to
-//! its savepoint and run again, when it sees what the winner committed.
+//! and when a unit loses the race to create it (unique violation) or a deadlock, the whole batch
+//! is rolled back and run again, each unit then seeing what the winner committed.
 //!
 //! The `postgres` client is synchronous; it runs on threads of its own, never on the async
 //! runtime's.
