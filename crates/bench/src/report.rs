@@ -72,7 +72,11 @@ pub fn render(r: &Report) -> String {
         None => out.push_str("not verified: no admin token for the target's read API\n"),
     }
     if let Some(ratio) = r.ratio_to_ceiling {
-        out.push_str(&format!("ratio to ceiling: {:.1}%\n", ratio * 100.0));
+        let at = r
+            .ratio_connections
+            .map(|c| format!(" (at {c} connections)"))
+            .unwrap_or_default();
+        out.push_str(&format!("ratio to ceiling: {:.1}%{at}\n", ratio * 100.0));
     }
     out
 }

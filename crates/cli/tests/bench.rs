@@ -16,7 +16,7 @@ fn a_small_bench_run_verifies_every_acknowledged_call_and_writes_json_and_a_char
             "--rounds",
             "3",
             "--concurrency",
-            "1,8",
+            "1,64",
             "--duplicates",
             "0.2",
             "--warmup",
@@ -42,6 +42,12 @@ fn a_small_bench_run_verifies_every_acknowledged_call_and_writes_json_and_a_char
     assert!(ratio > 0.0, "{ratio}");
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
+    assert_eq!(
+        report["ratio_connections"], 64,
+        "the headline ratio is the 64-connection level's, where the targets are"
+    );
+    assert_eq!(report["ratio_to_ceiling"], runs[1]["ratio_to_ceiling"]);
+    assert!(stdout.contains("(at 64 connections)"), "{stdout}");
     for run in runs {
         assert_eq!(run["gateway"]["requests"], 301, "the rounds add up");
         assert_eq!(
