@@ -404,3 +404,88 @@ fn run_unit_in_savepoint(conn: &Connection, work: &mut Work) -> Result<Recorded,
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InboxEntry;
+    use loanwire_domain::Outcome;
+
+    fn record(call_id: &str) -> Work {
+        let call_id = call_id.to_string();
+        Box::new(move |tx| {
+            let inbox_id = tx.append_inbox(&InboxEntry {
+                call_id: call_id.clone(),
+                received_ms: 0,
+                app_key: "app".into(),
+                method: "m".into(),
+                params: "{}".into(),
+                outcome: Outcome::Applied,
+                error_code: None,
+                biz_code: None,
+                subject: None,
+                idempotency_key: None,
+                detail: "{}".into(),
+                response: "r".into(),
+            })?;
+            Ok(Recorded {
+                outcome: Outcome::Applied,
+                response: "r".into(),
+                inbox_id,
+            })
+        })
+    }
+
+    /// A writer on a real database whose "WAL" handle cannot be synced (a pipe: `fdatasync`
+    /// answers EINVAL), as a failing disk would.
+    fn writer_with_unsyncable_wal() -> (tempfile::TempDir, mpsc::Sender<Msg>, Failure) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = super::super::open_connection(
+            &dir.path().join(super::super::DB_FILE),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let (jobs, rx) = mpsc::channel(16);
+        let failure = Failure::default();
+        let writer = Writer {
+            conn,
+            jobs: rx,
+            wake: jobs.downgrade(),
+            max_batch: 8,
+            on_batch: None,
+            restart_wal: Arc::default(),
+            failure: failure.clone(),
+            subject_chunk: 2048,
+        };
+        let (pipe, _keep_open) = std::io::pipe().unwrap();
+        let wal = File::from(std::os::fd::OwnedFd::from(pipe));
+        std::thread::spawn(move || {
+            let _keep_open = _keep_open;
+            writer.run(wal)
+        });
+        (dir, jobs, failure)
+    }
+
+    async fn submit(jobs: &mpsc::Sender<Msg>, work: Work) -> Result<Recorded, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        jobs.send(Msg::Job(Job { work, reply })).await.unwrap();
+        answer.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_commit_the_disk_cannot_sync_is_not_acknowledged_and_stops_the_store() {
+        let (_dir, jobs, failure) = writer_with_unsyncable_wal();
+        let first = submit(&jobs, record("a")).await;
+        match first {
+            Err(StoreError::Unavailable(why)) => assert!(why.contains("failed disk sync"), "{why}"),
+            other => panic!("committed but not durable must not succeed: {other:?}"),
+        }
+        assert!(failure.get().is_some(), "the store is marked failed");
+        let second = submit(&jobs, record("b")).await;
+        assert!(
+            matches!(&second, Err(StoreError::Unavailable(why)) if why.contains("restart")),
+            "later work is refused too: {second:?}"
+        );
+    }
+}
