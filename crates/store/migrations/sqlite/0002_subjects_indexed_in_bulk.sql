@@ -1,7 +1,7 @@
 -- A call's subject (the loan note or process it is about) is no longer indexed as the call is
 -- recorded: an index entry per call dirtied one random index page per call, and every dirty
 -- page costs a whole WAL frame at commit. The writer now indexes the subjects of the inbox's
--- tail a few thousand calls at a time, sorted, in the same transaction as a batch of calls;
+-- tail some hundreds of calls at a time, sorted, in the same transaction as a batch of calls;
 -- histories read this table and scan the short tail beyond `inbox_subjects_upto`.
 CREATE TABLE inbox_subjects (
     subject TEXT NOT NULL,
