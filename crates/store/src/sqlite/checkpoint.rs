@@ -32,7 +32,7 @@ pub(super) fn wants_restart(frames: i64, copied: i64, restart_frames: i64) -> bo
         && (frames - copied <= restart_frames / 4 || frames >= restart_frames * 4)
 }
 
-/// The checkpoint thread: copies committed frames every 50 ms; stops when the store is dropped.
+/// The checkpoint thread: copies committed frames; stops when the store is dropped.
 pub(super) fn checkpointer(
     path: PathBuf,
     busy: Duration,
@@ -43,13 +43,20 @@ pub(super) fn checkpointer(
     let Ok(conn) = open_connection(&path, busy) else {
         return;
     };
+    // Every 50 ms while calls come in; an idle gateway is looked at twice a second.
+    let (busy_pause, idle_pause) = (Duration::from_millis(50), Duration::from_millis(500));
+    let mut pause = busy_pause;
+    let mut last = None;
     while alive.upgrade().is_some() {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(pause);
         match passive_checkpoint(&conn) {
             Ok((frames, copied)) => {
                 if wants_restart(frames, copied, restart_frames) {
                     restart.store(true, Ordering::Relaxed);
                 }
+                let idle = frames == copied && last == Some(frames);
+                pause = if idle { idle_pause } else { busy_pause };
+                last = Some(frames);
             }
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
         }
