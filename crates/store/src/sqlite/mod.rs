@@ -96,9 +96,9 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, St
 }
 
 fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
-    // The hot pages of every table and index stay in memory.
-    conn.pragma_update(None, "cache_size", -32_768)?; // KiB: 32 MiB
-                                                      // Checkpoints run on their own thread, not inside a commit that callers wait for.
+    // The hot pages of every table and index stay in memory: 32 MiB (negative means KiB).
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    // Checkpoints run on their own thread, not inside a commit that callers wait for.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // A commit writes its WAL frames without waiting for the disk; the sync thread makes them
     // durable before anyone is answered.
