@@ -173,8 +173,7 @@ impl Running {
 
     fn commit(&mut self) {
         let size = self.open.len();
-        // A failed unit has the batch run again unit by unit, without the indexing.
-        let indexed = self.open.subjects_upto.filter(|_| !self.open.unit_failed);
+        let indexed = self.open.subjects_upto;
         let (answers, committed) = std::mem::take(&mut self.open).finish(&self.w.conn);
         if committed {
             if let Some(upto) = indexed {
@@ -233,21 +232,20 @@ impl OpenBatch {
         if self.not_begun.is_none() && !self.unit_failed {
             match run_unit(conn, &mut job.work) {
                 Ok(r) => self.results.push(r),
-                Err(_) => self.unit_failed = true,
+                Err(_) => {
+                    self.unit_failed = true;
+                    // `finish` rolls back and runs the batch again without the indexing.
+                    self.subjects_upto = None;
+                }
             }
         }
         self.jobs.push(job);
     }
 
     /// Commits (not yet durably); returns each unit's answer and whether anything was committed.
-    fn finish(mut self, conn: &Connection) -> (Answers, bool) {
+    fn finish(self, conn: &Connection) -> (Answers, bool) {
         if let Some(why) = &self.not_begun {
-            let answers = self
-                .jobs
-                .drain(..)
-                .map(|job| (job.reply, Err(unavailable(why))))
-                .collect();
-            return (answers, false);
+            return (refuse_all(self.jobs, why), false);
         }
         if !self.unit_failed {
             return commit(
@@ -258,18 +256,30 @@ impl OpenBatch {
         if !conn.is_autocommit() {
             let _ = exec(conn, "ROLLBACK");
         }
-        run_batch_unit_by_unit(conn, &mut self.jobs)
+        run_batch_unit_by_unit(conn, self.jobs)
     }
 }
 
 /// Answers committed units with the store's failure: their commit may not be on disk.
 fn fail_all(answers: Answers, why: &str) {
     for (reply, result) in answers {
-        let _ = reply.send(Err(match result {
-            Err(e) => e,
-            Ok(_) => failed_error(why),
-        }));
+        let _ = reply.send(Err(error_of(result, || failed_error(why))));
     }
+}
+
+/// A unit's own error, or `otherwise` for a unit that succeeded but whose work did not stay.
+fn error_of(
+    result: Result<Recorded, StoreError>,
+    otherwise: impl FnOnce() -> StoreError,
+) -> StoreError {
+    result.err().unwrap_or_else(otherwise)
+}
+
+/// Every unit of a batch whose transaction could not begin: none of them ran.
+fn refuse_all(jobs: Vec<Job>, why: &str) -> Answers {
+    jobs.into_iter()
+        .map(|job| (job.reply, Err(unavailable(why))))
+        .collect()
 }
 
 /// Answers committed batches once an `fdatasync` of the WAL that started after their commit
@@ -319,13 +329,9 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn run_batch_unit_by_unit(conn: &Connection, batch: &mut Vec<Job>) -> (Answers, bool) {
+fn run_batch_unit_by_unit(conn: &Connection, mut batch: Vec<Job>) -> (Answers, bool) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        let answers = batch
-            .drain(..)
-            .map(|job| (job.reply, Err(unavailable(&e))))
-            .collect();
-        return (answers, false);
+        return (refuse_all(batch, &e.to_string()), false);
     }
     let mut results = Vec::with_capacity(batch.len());
     let mut batch_lost: Option<String> = None;
@@ -345,9 +351,9 @@ fn run_batch_unit_by_unit(conn: &Connection, batch: &mut Vec<Job>) -> (Answers, 
         results.push(result);
     }
     if let Some(why) = batch_lost {
-        return not_committed(conn, batch.drain(..).zip(results), &why);
+        return not_committed(conn, batch.into_iter().zip(results), &why);
     }
-    commit(conn, batch.drain(..).zip(results))
+    commit(conn, batch.into_iter().zip(results))
 }
 
 fn commit(
@@ -370,11 +376,8 @@ fn not_committed(
     }
     let answers: Answers = done
         .map(|(job, result)| {
-            let result = Err(match result {
-                Err(e) => e,
-                Ok(_) => StoreError::Unavailable(format!("not committed: {why}")),
-            });
-            (job.reply, result)
+            let error = error_of(result, || unavailable(format!("not committed: {why}")));
+            (job.reply, Err(error))
         })
         .collect();
     tracing::error!(error = %why, units = answers.len(), "batch not committed");
