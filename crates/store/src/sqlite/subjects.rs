@@ -7,6 +7,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::in_savepoint;
+
 /// The highest inbox id, and how far the subject index reaches.
 pub(super) fn marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     let last: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM inbox", [], |r| r.get(0))?;
@@ -20,30 +22,18 @@ pub(super) fn marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
 /// page is written once per chunk however many of the chunk's calls land on it. The entries and
 /// the new mark go in together or not at all: an entry beyond the mark would be read twice.
 pub(super) fn index_tail(conn: &Connection, after: i64, upto: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("SAVEPOINT index_subjects")?
-        .execute([])?;
-    let done = conn
-        .prepare_cached(
+    in_savepoint(conn, || {
+        conn.prepare_cached(
             "INSERT INTO inbox_subjects (subject, id)
              SELECT subject, id FROM inbox
              WHERE id > ?1 AND id <= ?2 AND subject IS NOT NULL
              ORDER BY subject, id",
-        )
-        .and_then(|mut s| s.execute(params![after, upto]))
-        .and_then(|_| {
-            conn.prepare_cached("UPDATE inbox_subjects_upto SET id = ?1 WHERE only = 1")?
-                .execute(params![upto])
-        });
-    match done {
-        Ok(_) => conn.prepare_cached("RELEASE index_subjects")?.execute([])?,
-        Err(e) => {
-            if !conn.is_autocommit() {
-                conn.execute_batch("ROLLBACK TO index_subjects; RELEASE index_subjects")?;
-            }
-            return Err(e);
-        }
-    };
-    Ok(())
+        )?
+        .execute(params![after, upto])?;
+        conn.prepare_cached("UPDATE inbox_subjects_upto SET id = ?1 WHERE only = 1")?
+            .execute(params![upto])?;
+        Ok(())
+    })
 }
 
 /// The ids of a subject's inbox records, oldest first, as one SQL fragment to select by.

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::passive_checkpoint;
 use super::subjects;
 use super::tx::SqliteTx;
-use super::BatchObserver;
+use super::{in_savepoint, BatchObserver};
 use crate::{Recorded, StoreError, Work};
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
@@ -393,19 +393,7 @@ fn run_unit(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> 
 }
 
 fn run_unit_in_savepoint(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
-    exec(conn, "SAVEPOINT unit")?;
-    let result = run_unit(conn, work);
-    if conn.is_autocommit() {
-        return result;
-    }
-    match &result {
-        Ok(_) => exec(conn, "RELEASE unit")?,
-        Err(_) => {
-            exec(conn, "ROLLBACK TO unit")?;
-            exec(conn, "RELEASE unit")?;
-        }
-    }
-    result
+    in_savepoint(conn, || run_unit(conn, work))
 }
 
 #[cfg(test)]
