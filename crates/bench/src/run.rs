@@ -219,6 +219,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
         secret: "ceiling".into(),
     });
 
+    let rounds = opts.rounds.max(1);
     let mut runs = Vec::new();
     let mut acknowledged_ids: Vec<String> = Vec::new();
     for (i, &concurrency) in opts.levels.iter().enumerate() {
@@ -243,7 +244,6 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 load::run(c, &warm).await?;
             }
         }
-        let rounds = opts.rounds.max(1);
         let slice = opts.duration.map(|d| d / rounds);
         let (mut ceiling_parts, mut gateway_parts) = (Vec::new(), Vec::new());
         for r in 0..rounds {
@@ -308,7 +308,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
             sign_method: opts.sign_method.to_string(),
             format: opts.format.to_string(),
             preload_loans: opts.preload,
-            rounds: opts.rounds.max(1),
+            rounds,
         },
         runs,
         gateway_peak_memory_mib: peak,
