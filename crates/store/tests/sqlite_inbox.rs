@@ -112,6 +112,37 @@ async fn histories_hold_every_call_whether_its_subject_is_indexed_yet_or_not() {
     assert_eq!(indexed, upto, "the index reaches exactly its mark");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_still_commit_and_histories_stay_whole_when_indexing_subjects_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || SqliteOptions {
+        subject_chunk: 20,
+        ..SqliteOptions::default()
+    };
+    drop(SqliteStore::open(dir.path(), options()).unwrap());
+    let db = rusqlite::Connection::open(dir.path().join("loanwire.db")).unwrap();
+    // Every attempt to index fails half-way through its chunk, as a full disk might.
+    db.execute_batch(
+        "CREATE TRIGGER refuse_index BEFORE INSERT ON inbox_subjects
+         WHEN NEW.id % 20 = 7 BEGIN SELECT RAISE(FAIL, 'no room'); END;",
+    )
+    .unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), options()).unwrap());
+    load(&store, 300, 3, 10).await;
+    for s in 0..3 {
+        let ids = history_ids(&store, &format!("P{s}")).await;
+        assert_eq!(ids.len(), 100, "P{s}: every call, none twice: {ids:?}");
+    }
+    let (indexed, upto): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM inbox_subjects), (SELECT id FROM inbox_subjects_upto)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((indexed, upto), (0, 0), "no part of a failed chunk stays");
+}
+
 #[tokio::test]
 async fn a_database_indexed_per_call_keeps_its_histories_after_the_migration() {
     let dir = tempfile::tempdir().unwrap();

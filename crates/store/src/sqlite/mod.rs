@@ -106,28 +106,6 @@ fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Runs `f` inside a savepoint: what it wrote stays only if it succeeds. When SQLite has rolled
-/// the whole transaction back itself (disk full, I/O error) there is no savepoint left to end.
-fn in_savepoint<T, E: From<rusqlite::Error>>(
-    conn: &Connection,
-    f: impl FnOnce() -> Result<T, E>,
-) -> Result<T, E> {
-    let exec = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
-    exec("SAVEPOINT part")?;
-    let result = f();
-    if conn.is_autocommit() {
-        return result;
-    }
-    match &result {
-        Ok(_) => exec("RELEASE part")?,
-        Err(_) => {
-            exec("ROLLBACK TO part")?;
-            exec("RELEASE part")?;
-        }
-    }
-    result
-}
-
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;

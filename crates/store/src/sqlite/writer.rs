@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::passive_checkpoint;
 use super::subjects;
 use super::tx::SqliteTx;
-use super::{in_savepoint, BatchObserver};
+use super::BatchObserver;
 use crate::{Recorded, StoreError, Work};
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
@@ -162,11 +162,21 @@ impl Running {
             self.open.not_begun = Some(e.to_string());
             return;
         }
-        if self.last_inbox_id - self.subjects_upto >= self.w.subject_chunk {
-            match subjects::index_tail(conn, self.subjects_upto, self.last_inbox_id) {
-                Ok(()) => self.open.subjects_upto = Some(self.last_inbox_id),
-                // Left for a later batch; histories scan the longer tail meanwhile.
-                Err(e) => tracing::warn!(error = %e, "indexing the inbox's subjects failed"),
+        if self.last_inbox_id - self.subjects_upto < self.w.subject_chunk {
+            return;
+        }
+        match subjects::index_tail(conn, self.subjects_upto, self.last_inbox_id) {
+            Ok(()) => self.open.subjects_upto = Some(self.last_inbox_id),
+            Err(e) => {
+                // Nothing but the indexing is in the transaction yet: start it over without.
+                // The chunk is left for a later batch; histories scan the longer tail meanwhile.
+                tracing::warn!(error = %e, "indexing the inbox's subjects failed");
+                if !conn.is_autocommit() {
+                    let _ = exec(conn, "ROLLBACK");
+                }
+                if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+                    self.open.not_begun = Some(e.to_string());
+                }
             }
         }
     }
@@ -394,6 +404,28 @@ fn run_unit(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> 
 
 fn run_unit_in_savepoint(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
     in_savepoint(conn, || run_unit(conn, work))
+}
+
+/// Runs `f` inside a savepoint: what it wrote stays only if it succeeds. When SQLite has rolled
+/// the whole transaction back itself (disk full, I/O error) there is no savepoint left to end.
+fn in_savepoint<T, E: From<rusqlite::Error>>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let exec = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
+    exec("SAVEPOINT part")?;
+    let result = f();
+    if conn.is_autocommit() {
+        return result;
+    }
+    match &result {
+        Ok(_) => exec("RELEASE part")?,
+        Err(_) => {
+            exec("ROLLBACK TO part")?;
+            exec("RELEASE part")?;
+        }
+    }
+    result
 }
 
 #[cfg(test)]
