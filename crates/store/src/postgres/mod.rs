@@ -208,7 +208,7 @@ impl PgStore {
             let max_batch = options.max_batch.max(1);
             let on_batch = options.on_batch.clone();
             std::thread::Builder::new()
-                .name(format!("loanwire-pg-writer-{i}"))
+                .name(format!("pg-writer-{i}"))
                 .spawn(move || writer_loop(conn, rx, max_batch, on_batch))
                 .map_err(|e| unavailable(format!("cannot start a writer thread: {e}")))?;
         }
@@ -217,7 +217,7 @@ impl PgStore {
             let rx: Receiver<ReadJob> = read_rx.clone();
             let mut conn = Conn::new(config.clone());
             std::thread::Builder::new()
-                .name(format!("loanwire-pg-reader-{i}"))
+                .name(format!("pg-reader-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
                         job(&mut conn);

@@ -160,8 +160,10 @@ impl SqliteStore {
             failure: failure.clone(),
             subject_chunk: options.subject_chunk.max(1),
         };
+        // Thread names are cut to 15 bytes by the kernel: short enough to tell them apart in
+        // `top -H` and profiles.
         std::thread::Builder::new()
-            .name("loanwire-sqlite-writer".into())
+            .name("sqlite-writer".into())
             .spawn(move || writer.run(wal))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         let alive = Arc::new(());
@@ -169,7 +171,7 @@ impl SqliteStore {
         let (cp_path, cp_busy) = (path.clone(), options.busy_timeout);
         let restart_frames = options.wal_restart_frames.max(1);
         std::thread::Builder::new()
-            .name("loanwire-sqlite-checkpoint".into())
+            .name("sqlite-checkpt".into())
             .spawn(move || {
                 checkpoint::checkpointer(cp_path, cp_busy, weak, restart, restart_frames)
             })

@@ -90,7 +90,7 @@ impl Writer {
         let (to_sync, synced) = std_mpsc::channel::<Answers>();
         let (failure, wake) = (self.failure.clone(), self.wake.clone());
         let syncer = std::thread::Builder::new()
-            .name("loanwire-sqlite-sync".into())
+            .name("sqlite-sync".into())
             .spawn(move || sync_loop(wal, synced, wake, failure));
         if let Err(e) = &syncer {
             let _ = self
