@@ -58,12 +58,23 @@ pub struct CallMeta {
 }
 
 /// What a call was about, for the inbox.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Subject {
     pub subject: Option<String>,
     pub idempotency_key: Option<String>,
     /// A JSON object, rendered before the unit of work.
     pub detail: String,
+}
+
+impl Default for Subject {
+    /// A call refused before its API could say what it was about: no subject, no detail.
+    fn default() -> Self {
+        Subject {
+            subject: None,
+            idempotency_key: None,
+            detail: "{}".into(),
+        }
+    }
 }
 
 impl CallMeta {
@@ -79,11 +90,7 @@ impl CallMeta {
             biz_code: None,
             subject: about.subject.clone(),
             idempotency_key: about.idempotency_key.clone(),
-            detail: if about.detail.is_empty() {
-                "{}".to_string()
-            } else {
-                about.detail.clone()
-            },
+            detail: about.detail.clone(),
             response: response.to_string(),
         }
     }
