@@ -11,6 +11,7 @@ use loanwire_api::{
     IdleLoanCallbackRequest, XfdLoanChangeExternalRequest, XfdLoanChangeNotifyRequest,
 };
 use loanwire_client::{RetryPolicy, TopClient, TopClientBuilder};
+use loanwire_domain::idempotency::Answered;
 use loanwire_gateway::apps::{self, NewApp};
 use loanwire_gateway::{Application, Config};
 use loanwire_store::{App, Store};
@@ -34,6 +35,8 @@ pub struct TestApp {
     pub app_key: String,
     pub secret: String,
     pub store: Arc<dyn Store>,
+    /// The gateway's memory of answered `request_id`s.
+    pub answered: Arc<Answered>,
     pub data_dir: Option<TempDir>,
     pub config: Config,
     http: reqwest::Client,
@@ -175,6 +178,7 @@ pub async fn spawn_in(dir: TempDir, config: Config, app: Option<(String, String)
         .expect("the gateway starts");
     let addr = application.local_addr();
     let store = application.state().store.clone();
+    let answered = application.state().answered.clone();
     let (app_key, secret) = match app {
         Some(a) => a,
         None => {
@@ -199,6 +203,7 @@ pub async fn spawn_in(dir: TempDir, config: Config, app: Option<(String, String)
         app_key,
         secret,
         store,
+        answered,
         data_dir: Some(dir),
         config,
         http: reqwest::Client::new(),
