@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use axum::routing::any;
 use axum::Router;
-use loanwire_domain::idempotency::Answered;
 use loanwire_store::postgres::{PgOptions, PgStore};
 use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
 use loanwire_store::{Store, StoreError};
@@ -51,14 +50,9 @@ pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Sto
     Ok(Arc::new(SqliteStore::open(&config.data_dir, options)?))
 }
 
-/// How many answered `request_id`s the gateway keeps in memory (a few hundred bytes each): enough
-/// for the retries of a burst, which come within seconds; older ones are looked up in the store.
-const ANSWERED_REQUESTS: usize = 20_000;
-
 pub fn state(config: Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> AppState {
     AppState {
         apps: Arc::new(AppCache::new(Duration::from_millis(config.app_cache_ms))),
-        answered: Arc::new(Answered::new(ANSWERED_REQUESTS)),
         limits: Arc::new(RateLimits::new(config.default_rate_limit)),
         config: Arc::new(config),
         store,

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use loanwire_domain::idempotency::Answered;
 use loanwire_store::{App, Store, StoreError};
 
 use crate::config::Config;
@@ -17,8 +16,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub apps: Arc<AppCache>,
-    /// Recently answered loan-change `request_id`s, so that a retry skips the store's lookup.
-    pub answered: Arc<Answered>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
 }

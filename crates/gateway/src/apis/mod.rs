@@ -35,26 +35,10 @@ impl Api {
         Api::ALL.into_iter().find(|a| a.method() == method)
     }
 
-    pub fn prepare(self, state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Prepared {
+    pub fn prepare(self, state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Work {
         match self {
-            Api::IdleLoanCallback => idle_loan_callback::prepare(state, app, params, meta).into(),
+            Api::IdleLoanCallback => idle_loan_callback::prepare(state, app, params, meta),
             Api::XfdLoanChangeNotify => xfd_loan_change_notify::prepare(state, app, params, meta),
-        }
-    }
-}
-
-/// What an API prepared for one call: its unit of work, and what to do once that unit has
-/// committed durably (never before: the unit may be rolled back and run again).
-pub struct Prepared {
-    pub work: Work,
-    pub committed: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl From<Work> for Prepared {
-    fn from(work: Work) -> Self {
-        Prepared {
-            work,
-            committed: None,
         }
     }
 }
@@ -132,24 +116,7 @@ impl CallMeta {
         biz_code: Option<String>,
         body: &Map<String, Value>,
     ) -> Result<Recorded, loanwire_store::StoreError> {
-        let response = self.render(body);
-        self.record(tx, outcome, about, biz_code, response)
-    }
-
-    /// The success envelope of this call around `body`.
-    pub fn render(&self, body: &Map<String, Value>) -> String {
-        render_success(&self.method, body, &self.call_id, self.style)
-    }
-
-    /// Records a call answered with `response`, rendered beforehand.
-    pub fn record(
-        &self,
-        tx: &mut dyn Tx,
-        outcome: Outcome,
-        about: &Subject,
-        biz_code: Option<String>,
-        response: String,
-    ) -> Result<Recorded, loanwire_store::StoreError> {
+        let response = render_success(&self.method, body, &self.call_id, self.style);
         let mut entry = self.entry(outcome, about, &response);
         entry.biz_code = biz_code;
         let inbox_id = tx.append_inbox(&entry)?;

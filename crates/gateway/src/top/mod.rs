@@ -138,21 +138,16 @@ pub async fn router_rest(
         params: recorded_params.expect("text serializes"),
         style,
     };
-    let prepared = if !app.may_call(&sys.method) {
-        apis::refusal(meta, auth::method_not_granted(&sys.method), None).into()
+    let work = if !app.may_call(&sys.method) {
+        apis::refusal(meta, auth::method_not_granted(&sys.method), None)
     } else if !state.limits.allow(&app) {
-        apis::refusal(meta, auth::rate_limited(), None).into()
+        apis::refusal(meta, auth::rate_limited(), None)
     } else {
         api.prepare(&state, &app, &params, meta)
     };
 
-    let (outcome, body) = match state.store.transact(prepared.work).await {
-        Ok(r) => {
-            if let Some(committed) = prepared.committed {
-                committed();
-            }
-            (r.outcome.as_str(), r.response)
-        }
+    let (outcome, body) = match state.store.transact(work).await {
+        Ok(r) => (r.outcome.as_str(), r.response),
         Err(e) => {
             tracing::error!(request_id = %call_id, error = %e, "call not committed");
             let err = TopError::service_unavailable(

@@ -11,7 +11,6 @@ use loanwire_api::{
     IdleLoanCallbackRequest, XfdLoanChangeExternalRequest, XfdLoanChangeNotifyRequest,
 };
 use loanwire_client::{RetryPolicy, TopClient, TopClientBuilder};
-use loanwire_domain::idempotency::Answered;
 use loanwire_gateway::apps::{self, NewApp};
 use loanwire_gateway::{Application, Config};
 use loanwire_store::{App, Store};
@@ -35,8 +34,6 @@ pub struct TestApp {
     pub app_key: String,
     pub secret: String,
     pub store: Arc<dyn Store>,
-    /// The gateway's memory of answered `request_id`s.
-    pub answered: Arc<Answered>,
     pub data_dir: Option<TempDir>,
     pub config: Config,
     http: reqwest::Client,
@@ -178,7 +175,6 @@ pub async fn spawn_in(dir: TempDir, config: Config, app: Option<(String, String)
         .expect("the gateway starts");
     let addr = application.local_addr();
     let store = application.state().store.clone();
-    let answered = application.state().answered.clone();
     let (app_key, secret) = match app {
         Some(a) => a,
         None => {
@@ -203,7 +199,6 @@ pub async fn spawn_in(dir: TempDir, config: Config, app: Option<(String, String)
         app_key,
         secret,
         store,
-        answered,
         data_dir: Some(dir),
         config,
         http: reqwest::Client::new(),

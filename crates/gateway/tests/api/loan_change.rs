@@ -70,40 +70,6 @@ async fn the_same_request_id_with_the_same_content_replays_the_stored_answer() {
 }
 
 #[tokio::test]
-async fn a_retry_the_gateway_no_longer_remembers_is_decided_by_the_stored_record() {
-    crate::skip_unless_backend!();
-    let app = spawn_app().await;
-    let req = change("FI2R", "NEW", "NORMAL", "2024-01-01 00:00:00", "r2r");
-    let first = app.client().call(&req).await.unwrap();
-    assert!(
-        app.answered.get(&app.app_key, "r2r").is_some(),
-        "remembered"
-    );
-    let remembered = app.client().call(&req).await.unwrap();
-    // A restart empties the gateway's memory of answered request_ids; the store still has them.
-    let (dir, config, creds) = app.stop().await;
-    let app = spawn_in(dir, config, Some(creds)).await;
-    assert!(app.answered.is_empty());
-    let stored = app.client().call(&req).await.unwrap();
-    assert!(
-        app.answered.get(&app.app_key, "r2r").is_some(),
-        "remembered again from the store"
-    );
-    for again in [&remembered, &stored] {
-        assert_eq!(first.reply().response, again.reply().response);
-    }
-    let conflicting = change("FI2R", "NORMAL", "OVERDUE", "2024-01-02 00:00:00", "r2r");
-    let refused = app.client().call(&conflicting).await.unwrap();
-    assert_eq!(refused.failure().unwrap().code, "IDEMPOTENCY_CONFLICT");
-    let loan = app.loan("FI2R").await;
-    assert_eq!(loan["status"], "NORMAL", "state unchanged");
-    assert_eq!(
-        history_outcomes(&loan),
-        vec!["applied", "duplicate", "duplicate", "refused"]
-    );
-}
-
-#[tokio::test]
 async fn the_same_request_id_with_other_content_is_an_idempotency_conflict() {
     crate::skip_unless_backend!();
     let app = spawn_app().await;
