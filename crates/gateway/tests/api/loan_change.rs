@@ -70,6 +70,28 @@ async fn the_same_request_id_with_the_same_content_replays_the_stored_answer() {
 }
 
 #[tokio::test]
+async fn after_a_restart_a_retry_still_gets_the_exact_first_answer_and_a_conflict_is_still_refused()
+{
+    crate::skip_unless_backend!();
+    let app = spawn_app().await;
+    let req = change("FI2R", "NEW", "NORMAL", "2024-01-01 00:00:00", "r2r");
+    let first = app.client().call(&req).await.unwrap();
+    let (dir, config, creds) = app.stop().await;
+    let app = spawn_in(dir, config, Some(creds)).await;
+    let again = app.client().call(&req).await.unwrap();
+    assert_eq!(first.reply().response, again.reply().response);
+    let conflicting = change("FI2R", "NORMAL", "OVERDUE", "2024-01-02 00:00:00", "r2r");
+    let refused = app.client().call(&conflicting).await.unwrap();
+    assert_eq!(refused.failure().unwrap().code, "IDEMPOTENCY_CONFLICT");
+    let loan = app.loan("FI2R").await;
+    assert_eq!(loan["status"], "NORMAL", "state unchanged");
+    assert_eq!(
+        history_outcomes(&loan),
+        vec!["applied", "duplicate", "refused"]
+    );
+}
+
+#[tokio::test]
 async fn the_same_request_id_with_other_content_is_an_idempotency_conflict() {
     crate::skip_unless_backend!();
     let app = spawn_app().await;
