@@ -150,33 +150,37 @@ impl Running {
     }
 
     fn begin(&mut self) {
-        let conn = &self.w.conn;
         if self.w.restart_wal.swap(false, Ordering::Relaxed) {
             // Outside any transaction: copies what the checkpoint thread has not copied yet, so
             // that the transaction about to begin starts the WAL over.
-            if let Err(e) = passive_checkpoint(conn) {
+            if let Err(e) = passive_checkpoint(&self.w.conn) {
                 tracing::warn!(error = %e, "WAL checkpoint by the writer failed");
             }
         }
-        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-            self.open.not_begun = Some(e.to_string());
+        if !self.begin_transaction()
+            || self.last_inbox_id - self.subjects_upto < self.w.subject_chunk
+        {
             return;
         }
-        if self.last_inbox_id - self.subjects_upto < self.w.subject_chunk {
-            return;
-        }
-        match subjects::index_tail(conn, self.subjects_upto, self.last_inbox_id) {
+        match subjects::index_tail(&self.w.conn, self.subjects_upto, self.last_inbox_id) {
             Ok(()) => self.open.subjects_upto = Some(self.last_inbox_id),
             Err(e) => {
                 // Nothing but the indexing is in the transaction yet: start it over without.
                 // The chunk is left for a later batch; histories scan the longer tail meanwhile.
                 tracing::warn!(error = %e, "indexing the inbox's subjects failed");
-                if !conn.is_autocommit() {
-                    let _ = exec(conn, "ROLLBACK");
-                }
-                if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-                    self.open.not_begun = Some(e.to_string());
-                }
+                rollback(&self.w.conn);
+                self.begin_transaction();
+            }
+        }
+    }
+
+    /// Begins the open batch's transaction; if it cannot begin, the batch will refuse its units.
+    fn begin_transaction(&mut self) -> bool {
+        match exec(&self.w.conn, "BEGIN IMMEDIATE") {
+            Ok(()) => true,
+            Err(e) => {
+                self.open.not_begun = Some(e.to_string());
+                false
             }
         }
     }
@@ -263,9 +267,7 @@ impl OpenBatch {
                 self.jobs.into_iter().zip(self.results.into_iter().map(Ok)),
             );
         }
-        if !conn.is_autocommit() {
-            let _ = exec(conn, "ROLLBACK");
-        }
+        rollback(conn);
         run_batch_unit_by_unit(conn, self.jobs)
     }
 }
@@ -339,6 +341,13 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// Rolls the open transaction back, unless SQLite already has (disk full, I/O error).
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+}
+
 fn run_batch_unit_by_unit(conn: &Connection, mut batch: Vec<Job>) -> (Answers, bool) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         return (refuse_all(batch, &e.to_string()), false);
@@ -381,9 +390,7 @@ fn not_committed(
     done: impl Iterator<Item = (Job, Result<Recorded, StoreError>)>,
     why: &str,
 ) -> (Answers, bool) {
-    if !conn.is_autocommit() {
-        let _ = exec(conn, "ROLLBACK");
-    }
+    rollback(conn);
     let answers: Answers = done
         .map(|(job, result)| {
             let error = error_of(result, || unavailable(format!("not committed: {why}")));
@@ -412,17 +419,16 @@ fn in_savepoint<T, E: From<rusqlite::Error>>(
     conn: &Connection,
     f: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    let exec = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
-    exec("SAVEPOINT part")?;
+    exec(conn, "SAVEPOINT part")?;
     let result = f();
     if conn.is_autocommit() {
         return result;
     }
     match &result {
-        Ok(_) => exec("RELEASE part")?,
+        Ok(_) => exec(conn, "RELEASE part")?,
         Err(_) => {
-            exec("ROLLBACK TO part")?;
-            exec("RELEASE part")?;
+            exec(conn, "ROLLBACK TO part")?;
+            exec(conn, "RELEASE part")?;
         }
     }
     result
