@@ -4,47 +4,22 @@
 
 use std::sync::Arc;
 
-use loanwire_domain::process::{ProcessKey, ProcessState};
+mod common;
+
+use common::{entry, key, process};
 use loanwire_domain::Outcome;
 use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
 use loanwire_store::{InboxEntry, Recorded, Store, Work};
-
-fn key(no: &str) -> ProcessKey {
-    ProcessKey {
-        channel_id: "c".into(),
-        process_type: "CREDIT".into(),
-        process_no: no.into(),
-    }
-}
 
 /// A callback-like unit: writes the process and an inbox record about it, with `padding` bytes
 /// of parameters.
 fn call(no: String, call_id: String, padding: usize) -> Work {
     Box::new(move |tx| {
-        let state = ProcessState {
-            key: key(&no),
-            user: "u".into(),
-            user_id: 1,
-            status: "IN_PROCESSING".into(),
-            submit_time: None,
-            complete_time: None,
-            fund_products: None,
-            app_key: "app".into(),
-        };
-        tx.put_process(&state, 0)?;
+        tx.put_process(&process(&no), 0)?;
         let inbox_id = tx.append_inbox(&InboxEntry {
-            call_id: call_id.clone(),
-            received_ms: 0,
-            app_key: "app".into(),
-            method: "m".into(),
             params: format!("{{\"pad\":\"{}\"}}", "x".repeat(padding)),
-            outcome: Outcome::Applied,
-            error_code: None,
-            biz_code: None,
             subject: Some(key(&no).subject()),
-            idempotency_key: None,
-            detail: "{}".into(),
-            response: "r".into(),
+            ..entry(&call_id)
         })?;
         Ok(Recorded {
             outcome: Outcome::Applied,

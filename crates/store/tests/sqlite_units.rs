@@ -4,49 +4,17 @@
 
 use std::sync::Arc;
 
-use loanwire_domain::process::{ProcessKey, ProcessState};
+mod common;
+
+use common::{entry, key, process};
 use loanwire_domain::Outcome;
 use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
-use loanwire_store::{InboxEntry, Recorded, Store, StoreError, Work};
-
-fn state(no: &str) -> ProcessState {
-    ProcessState {
-        key: ProcessKey {
-            channel_id: "c".into(),
-            process_type: "CREDIT".into(),
-            process_no: no.into(),
-        },
-        user: "u".into(),
-        user_id: 1,
-        status: "IN_PROCESSING".into(),
-        submit_time: None,
-        complete_time: None,
-        fund_products: None,
-        app_key: "app".into(),
-    }
-}
-
-fn entry(call_id: &str) -> InboxEntry {
-    InboxEntry {
-        call_id: call_id.into(),
-        received_ms: 0,
-        app_key: "app".into(),
-        method: "m".into(),
-        params: "{}".into(),
-        outcome: Outcome::Applied,
-        error_code: None,
-        biz_code: None,
-        subject: None,
-        idempotency_key: None,
-        detail: "{}".into(),
-        response: "r".into(),
-    }
-}
+use loanwire_store::{Recorded, Store, StoreError, Work};
 
 /// A unit that writes a process and an inbox record, then fails if asked to.
 fn unit(no: &'static str, fail: bool) -> Work {
     Box::new(move |tx| {
-        tx.put_process(&state(no), 0)?;
+        tx.put_process(&process(no), 0)?;
         let inbox_id = tx.append_inbox(&entry(no))?;
         if fail {
             return Err(StoreError::Invalid("this unit fails after writing".into()));
@@ -89,12 +57,7 @@ async fn a_failing_unit_leaves_nothing_while_its_batch_commits() {
         }
     }
     for (i, no) in names.iter().enumerate() {
-        let key = ProcessKey {
-            channel_id: "c".into(),
-            process_type: "CREDIT".into(),
-            process_no: no.to_string(),
-        };
-        let view = store.process_view(&key).await.unwrap();
+        let view = store.process_view(&key(no)).await.unwrap();
         assert_eq!(view.is_some(), i % 5 != 0, "process {no}");
         assert_eq!(
             store.inbox_call(no).await.unwrap().is_some(),
