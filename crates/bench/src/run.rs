@@ -291,9 +291,10 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
     };
     drop(ceiling);
     drop(servers);
+    let headline = headline(&runs);
     Ok(Report {
-        ratio_to_ceiling: headline(&runs).and_then(|r| r.ratio_to_ceiling),
-        ratio_connections: headline(&runs).map(|r| r.concurrency),
+        ratio_to_ceiling: headline.and_then(|r| r.ratio_to_ceiling),
+        ratio_connections: headline.map(|r| r.concurrency),
         settings: Settings {
             backend: if opts.database.is_some() {
                 "postgres".into()
@@ -316,12 +317,12 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
     })
 }
 
-/// Asks the gateway's read API which acknowledged calls its inbox does not hold.
 /// The level whose ratio heads the report.
 fn headline(runs: &[LevelReport]) -> Option<&LevelReport> {
     runs.iter().find(|r| r.concurrency == 64).or(runs.first())
 }
 
+/// Asks the gateway's read API which acknowledged calls its inbox does not hold.
 async fn verify(base: &str, token: &str, ids: &[String]) -> Result<Verification, BenchError> {
     let http = reqwest::Client::new();
     let mut missing = Vec::new();
