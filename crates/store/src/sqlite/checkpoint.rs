@@ -10,11 +10,26 @@ use rusqlite::Connection;
 
 use super::open_connection;
 
-/// Runs a PASSIVE checkpoint, which never blocks the writer; returns the frames in the WAL and
-/// how many of them are copied into the database file.
-pub(super) fn passive_checkpoint(conn: &Connection) -> Result<(i64, i64), rusqlite::Error> {
+/// What a checkpoint found: the frames in the WAL and how many of them are now copied into the
+/// database file — or nothing known, when another connection was checkpointing at that moment
+/// (SQLite reports that as `busy`, with both counts -1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Checkpointed {
+    Busy,
+    Frames { frames: i64, copied: i64 },
+}
+
+/// Runs a PASSIVE checkpoint, which never blocks the writer (nor waits for another checkpoint).
+pub(super) fn passive_checkpoint(conn: &Connection) -> Result<Checkpointed, rusqlite::Error> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok(if r.get::<_, i64>(0)? != 0 {
+            Checkpointed::Busy
+        } else {
+            Checkpointed::Frames {
+                frames: r.get(1)?,
+                copied: r.get(2)?,
+            }
+        })
     })
 }
 
@@ -46,18 +61,26 @@ pub(super) fn checkpointer(
     // Every 50 ms while calls come in; an idle gateway is looked at twice a second.
     let (busy_pause, idle_pause) = (Duration::from_millis(50), Duration::from_millis(500));
     let mut pause = busy_pause;
-    let mut last = None;
+    let mut last_version = None;
     while alive.upgrade().is_some() {
         std::thread::sleep(pause);
+        // Changes whenever another connection has committed since this one last asked. (The
+        // WAL's frame count is no such sign: the WAL starts over, and came back to the same
+        // count often enough that the thread took a busy gateway for idle and let the WAL grow.)
+        let version = conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .ok();
         match passive_checkpoint(&conn) {
-            Ok((frames, copied)) => {
+            Ok(Checkpointed::Frames { frames, copied }) => {
                 if wants_restart(frames, copied, restart_frames) {
                     restart.store(true, Ordering::Relaxed);
                 }
-                let idle = frames == copied && last == Some(frames);
+                let idle = frames == copied && version.is_some() && last_version == version;
                 pause = if idle { idle_pause } else { busy_pause };
-                last = Some(frames);
+                last_version = version;
             }
+            // The writer is copying the WAL itself: look again soon.
+            Ok(Checkpointed::Busy) => pause = busy_pause,
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
         }
     }

@@ -27,7 +27,7 @@ use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::checkpoint::passive_checkpoint;
+use super::checkpoint::{passive_checkpoint, Checkpointed};
 use super::subjects;
 use super::tx::SqliteTx;
 use super::BatchObserver;
@@ -152,9 +152,14 @@ impl Running {
     fn begin(&mut self) {
         if self.w.restart_wal.swap(false, Ordering::Relaxed) {
             // Outside any transaction: copies what the checkpoint thread has not copied yet, so
-            // that the transaction about to begin starts the WAL over.
-            if let Err(e) = passive_checkpoint(&self.w.conn) {
-                tracing::warn!(error = %e, "WAL checkpoint by the writer failed");
+            // that the transaction about to begin starts the WAL over. If the checkpoint thread
+            // was copying at that moment, or not every frame could be copied, the WAL cannot
+            // start over now: ask again before the next batch rather than wait for the
+            // checkpoint thread to ask — under load the two kept colliding and the WAL grew.
+            match passive_checkpoint(&self.w.conn) {
+                Ok(Checkpointed::Frames { frames, copied }) if copied == frames => {}
+                Ok(_) => self.w.restart_wal.store(true, Ordering::Relaxed),
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint by the writer failed"),
             }
         }
         if !self.begin_transaction()
