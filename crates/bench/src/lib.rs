@@ -9,5 +9,6 @@ pub mod load;
 pub mod procs;
 pub mod report;
 pub mod run;
+pub mod seed;
 
 pub use run::{run, BenchOptions, Report};

@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use loanwire_store::postgres::{seed_loans as pg_seed, PgOptions, PgStore};
-use loanwire_store::sqlite::{seed::seed_loans, SqliteOptions, SqliteStore};
-use loanwire_store::{now_ms, App, Store, StoreError};
+use loanwire_store::postgres::{PgOptions, PgStore};
+use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
+use loanwire_store::{App, Store, StoreError};
+use loanwire_top::time::now_ms;
+
+use crate::seed;
 use loanwire_top::{Format, SignMethod};
 use rand::Rng;
 use serde::Serialize;
@@ -151,8 +154,8 @@ async fn prepare(
     drop(store);
     if preload > 0 {
         match database {
-            Some(url) => pg_seed(url, &app.app_key, preload, tag),
-            None => seed_loans(dir, &app.app_key, preload, tag),
+            Some(url) => seed::postgres(url, &app.app_key, preload, tag),
+            None => seed::sqlite(dir, &app.app_key, preload, tag),
         }
         .map_err(setup("seed loan notes"))?;
     }

@@ -6,9 +6,13 @@
 //!   gateway's API modules write their `apply` against it, so every backend runs the same rules,
 //!   and everything a call changes, its inbox record included, commits together or not at all.
 
+pub mod backend;
 pub mod model;
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use loanwire_domain::idempotency::IdempotencyRecord;
@@ -32,11 +36,8 @@ pub enum StoreError {
     Conflict(String),
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
+/// Called with the size of every committed batch (for metrics).
+pub type BatchObserver = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// One call's unit of work, run by the backend inside a transaction; on `Err` nothing of it
 /// stays. It may run again if the backend has to retry the transaction.

@@ -2,7 +2,6 @@
 
 use loanwire_domain::loan::Flag;
 use loanwire_domain::Outcome;
-use loanwire_top::TopDateTime;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -112,7 +111,13 @@ pub struct InboxQuery {
     pub outcome: Option<Outcome>,
     /// Pagination: only records older than this id.
     pub before_id: Option<i64>,
+    /// At most [`InboxQuery::MAX_LIMIT`].
     pub limit: u32,
+}
+
+impl InboxQuery {
+    /// The most records one query answers.
+    pub const MAX_LIMIT: u32 = 1000;
 }
 
 /// One call in a history.
@@ -180,15 +185,4 @@ pub struct ProcessView {
     pub created_at: String,
     pub updated_at: String,
     pub history: Vec<HistoryEntry>,
-}
-
-/// Milliseconds since the epoch, as a GMT+8 TOP time.
-pub fn format_ms(ms: i64) -> String {
-    TopDateTime::from_epoch_millis(ms)
-        .map(|t| t.format())
-        .unwrap_or_default()
-}
-
-pub fn now_ms() -> i64 {
-    TopDateTime::now().epoch_millis()
 }

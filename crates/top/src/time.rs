@@ -84,6 +84,18 @@ impl TopDateTime {
     }
 }
 
+/// Milliseconds since the epoch, now: the one clock reading a call is stamped with.
+pub fn now_ms() -> i64 {
+    TopDateTime::now().epoch_millis()
+}
+
+/// Epoch milliseconds as a TOP time (`yyyy-MM-dd HH:mm:ss`, GMT+8); empty when out of range.
+pub fn format_ms(ms: i64) -> String {
+    TopDateTime::from_epoch_millis(ms)
+        .map(|t| t.format())
+        .unwrap_or_default()
+}
+
 /// `yyyy-MM-dd HH:mm:ss` with every field at its place, the form every TOP client writes; any
 /// other shape is left to chrono's parser.
 fn parse_exact(b: &[u8]) -> Option<NaiveDateTime> {

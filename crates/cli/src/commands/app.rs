@@ -71,7 +71,7 @@ fn describe(app: &App, with_secret: bool) -> serde_json::Value {
     if with_secret {
         v["secret"] = json!(app.secret);
         if let Some(until) = app.previous_secret_expires_ms {
-            v["previous_secret_valid_until"] = json!(loanwire_store::model::format_ms(until));
+            v["previous_secret_valid_until"] = json!(loanwire_top::time::format_ms(until));
         }
     }
     v

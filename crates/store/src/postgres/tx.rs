@@ -1,19 +1,18 @@
-//! The unit-of-work operations inside a writer's transaction.
+//! The row operations of a unit of work, inside a writer's transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use loanwire_domain::idempotency::IdempotencyRecord;
-use loanwire_domain::loan::{Flag, LoanState};
-use loanwire_domain::process::{ProcessKey, ProcessState};
-use loanwire_top::TopDateTime;
-use postgres::{Statement, Transaction};
+use loanwire_domain::process::ProcessKey;
+use postgres::{Row, Statement, Transaction};
 
-use super::{classify, statement, unavailable};
-use crate::{InboxEntry, StoreError, Tx};
+use super::conn::{classify, statement, Statements};
+use crate::backend::TxRows;
+use crate::rows::{IdempotencyRow, LoanRow, ProcessRow};
+use crate::{InboxEntry, StoreError};
 
 pub struct PgTx<'a, 't> {
     txn: &'a mut Transaction<'t>,
-    statements: &'a mut HashMap<&'static str, Statement>,
+    statements: &'a mut Statements,
     /// Rows this unit read as absent: written with a plain INSERT, so that a concurrent creator
     /// makes this unit fail and run again instead of being overwritten.
     absent_processes: HashSet<ProcessKey>,
@@ -21,10 +20,7 @@ pub struct PgTx<'a, 't> {
 }
 
 impl<'a, 't> PgTx<'a, 't> {
-    pub fn new(
-        txn: &'a mut Transaction<'t>,
-        statements: &'a mut HashMap<&'static str, Statement>,
-    ) -> Self {
+    pub fn new(txn: &'a mut Transaction<'t>, statements: &'a mut Statements) -> Self {
         PgTx {
             txn,
             statements,
@@ -36,230 +32,198 @@ impl<'a, 't> PgTx<'a, 't> {
     fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
         statement(self.statements, self.txn, sql)
     }
+
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        args: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<(), StoreError> {
+        let s = self.stmt(sql)?;
+        self.txn.execute(&s, args).map_err(classify)?;
+        Ok(())
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        args: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let s = self.stmt(sql)?;
+        self.txn.query_opt(&s, args).map_err(classify)
+    }
 }
 
-fn time(ms: Option<i64>) -> Option<TopDateTime> {
-    ms.and_then(TopDateTime::from_epoch_millis)
+/// `status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation`.
+pub(super) fn loan_row(r: &Row) -> LoanRow {
+    LoanRow {
+        status: r.get(0),
+        app_key: r.get(1),
+        customer_id: r.get(2),
+        institution_loan_no: r.get(3),
+        last_change_ms: r.get(4),
+        needs_reconciliation: r.get(5),
+    }
 }
 
-fn json_list(v: &Option<Vec<String>>) -> Option<String> {
-    v.as_ref()
-        .map(|l| serde_json::to_string(l).expect("strings serialize"))
+/// `"user", user_id, status, submit_ms, complete_ms, fund_products, app_key`.
+pub(super) fn process_row(r: &Row) -> ProcessRow {
+    ProcessRow {
+        user: r.get(0),
+        user_id: r.get(1),
+        status: r.get(2),
+        submit_ms: r.get(3),
+        complete_ms: r.get(4),
+        fund_products: r.get(5),
+        app_key: r.get(6),
+    }
 }
 
-impl Tx for PgTx<'_, '_> {
-    fn process(&mut self, key: &ProcessKey) -> Result<Option<ProcessState>, StoreError> {
-        let s = self.stmt(
+impl TxRows for PgTx<'_, '_> {
+    fn process_row(&mut self, key: &ProcessKey) -> Result<Option<ProcessRow>, StoreError> {
+        let row = self.query_opt(
             "SELECT \"user\", user_id, status, submit_ms, complete_ms, fund_products, app_key
              FROM processes WHERE channel_id = $1 AND process_type = $2 AND process_no = $3
              FOR UPDATE",
+            &[&key.channel_id, &key.process_type, &key.process_no],
         )?;
-        let row = self
-            .txn
-            .query_opt(&s, &[&key.channel_id, &key.process_type, &key.process_no])
-            .map_err(classify)?;
-        let Some(row) = row else {
+        if row.is_none() {
             self.absent_processes.insert(key.clone());
-            return Ok(None);
-        };
-        let funds: Option<String> = row.get(5);
-        Ok(Some(ProcessState {
-            key: key.clone(),
-            user: row.get(0),
-            user_id: row.get(1),
-            status: row.get(2),
-            submit_time: time(row.get(3)),
-            complete_time: time(row.get(4)),
-            fund_products: funds
-                .map(|f| serde_json::from_str(&f))
-                .transpose()
-                .map_err(unavailable)?,
-            app_key: row.get(6),
-        }))
+        }
+        Ok(row.as_ref().map(process_row))
     }
 
-    fn put_process(&mut self, p: &ProcessState, now_ms: i64) -> Result<(), StoreError> {
-        let submit = p.submit_time.map(|t| t.epoch_millis());
-        let complete = p.complete_time.map(|t| t.epoch_millis());
-        let funds = json_list(&p.fund_products);
-        if self.absent_processes.contains(&p.key) {
-            let s = self.stmt(
+    fn put_process_row(
+        &mut self,
+        key: &ProcessKey,
+        p: &ProcessRow,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.absent_processes.contains(key) {
+            self.execute(
                 "INSERT INTO processes (channel_id, process_type, process_no, \"user\", user_id, status,
                      submit_ms, complete_ms, fund_products, app_key, created_ms, updated_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-            )?;
-            self.txn
-                .execute(
-                    &s,
-                    &[
-                        &p.key.channel_id,
-                        &p.key.process_type,
-                        &p.key.process_no,
-                        &p.user,
-                        &p.user_id,
-                        &p.status,
-                        &submit,
-                        &complete,
-                        &funds,
-                        &p.app_key,
-                        &now_ms,
-                    ],
-                )
-                .map_err(classify)?;
-        } else {
-            let s = self.stmt(
-                "UPDATE processes SET status = $4, submit_ms = $5, complete_ms = $6, fund_products = $7, updated_ms = $8
-                 WHERE channel_id = $1 AND process_type = $2 AND process_no = $3",
-            )?;
-            self.txn
-                .execute(
-                    &s,
-                    &[
-                        &p.key.channel_id,
-                        &p.key.process_type,
-                        &p.key.process_no,
-                        &p.status,
-                        &submit,
-                        &complete,
-                        &funds,
-                        &now_ms,
-                    ],
-                )
-                .map_err(classify)?;
-        }
-        Ok(())
-    }
-
-    fn loan(&mut self, loan_apply_no: &str) -> Result<Option<LoanState>, StoreError> {
-        let s = self.stmt(
-            "SELECT status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation
-             FROM loans WHERE loan_apply_no = $1 FOR UPDATE",
-        )?;
-        let Some(row) = self
-            .txn
-            .query_opt(&s, &[&loan_apply_no])
-            .map_err(classify)?
-        else {
-            self.absent_loans.insert(loan_apply_no.to_string());
-            return Ok(None);
-        };
-        Ok(Some(LoanState {
-            loan_apply_no: loan_apply_no.to_string(),
-            status: row.get(0),
-            app_key: row.get(1),
-            customer_id: row.get(2),
-            institution_loan_no: row.get(3),
-            last_change_time: time(row.get(4))
-                .ok_or_else(|| unavailable("unreadable last_change_ms"))?,
-            needs_reconciliation: row.get(5),
-        }))
-    }
-
-    fn put_loan(&mut self, l: &LoanState, flags: &[Flag], now_ms: i64) -> Result<(), StoreError> {
-        let last = l.last_change_time.epoch_millis();
-        if self.absent_loans.contains(&l.loan_apply_no) {
-            let s = self.stmt(
-                "INSERT INTO loans (loan_apply_no, status, app_key, customer_id, institution_loan_no,
-                     last_change_ms, needs_reconciliation, created_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-            )?;
-            self.txn
-                .execute(
-                    &s,
-                    &[
-                        &l.loan_apply_no,
-                        &l.status,
-                        &l.app_key,
-                        &l.customer_id,
-                        &l.institution_loan_no,
-                        &last,
-                        &l.needs_reconciliation,
-                        &now_ms,
-                    ],
-                )
-                .map_err(classify)?;
-        } else {
-            let s = self.stmt(
-                "UPDATE loans SET status = $2, customer_id = $3, institution_loan_no = $4, last_change_ms = $5,
-                     needs_reconciliation = $6, updated_ms = $7
-                 WHERE loan_apply_no = $1",
-            )?;
-            self.txn
-                .execute(
-                    &s,
-                    &[
-                        &l.loan_apply_no,
-                        &l.status,
-                        &l.customer_id,
-                        &l.institution_loan_no,
-                        &last,
-                        &l.needs_reconciliation,
-                        &now_ms,
-                    ],
-                )
-                .map_err(classify)?;
-        }
-        if !flags.is_empty() {
-            let s = self.stmt("INSERT INTO loan_flags (loan_apply_no, flag) VALUES ($1, $2)")?;
-            for f in flags {
-                let json = serde_json::to_string(f).expect("flags serialize");
-                self.txn
-                    .execute(&s, &[&l.loan_apply_no, &json])
-                    .map_err(classify)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn idempotency(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let s = self.stmt(
-            "SELECT fingerprint, response FROM idempotency WHERE app_key = $1 AND request_id = $2",
-        )?;
-        let Some(row) = self
-            .txn
-            .query_opt(&s, &[&app_key, &request_id])
-            .map_err(classify)?
-        else {
-            return Ok(None);
-        };
-        let response: String = row.get(1);
-        Ok(Some(IdempotencyRecord {
-            fingerprint: row.get(0),
-            response: serde_json::from_str(&response).map_err(unavailable)?,
-        }))
-    }
-
-    fn put_idempotency(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-        record: &IdempotencyRecord,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let s = self.stmt(
-            "INSERT INTO idempotency (app_key, request_id, fingerprint, response, created_ms) VALUES ($1, $2, $3, $4, $5)",
-        )?;
-        let response = serde_json::to_string(&record.response).expect("JSON serializes");
-        self.txn
-            .execute(
-                &s,
                 &[
-                    &app_key,
-                    &request_id,
-                    &record.fingerprint,
-                    &response,
+                    &key.channel_id,
+                    &key.process_type,
+                    &key.process_no,
+                    &p.user,
+                    &p.user_id,
+                    &p.status,
+                    &p.submit_ms,
+                    &p.complete_ms,
+                    &p.fund_products,
+                    &p.app_key,
                     &now_ms,
                 ],
             )
-            .map_err(classify)?;
+        } else {
+            self.execute(
+                "UPDATE processes SET status = $4, submit_ms = $5, complete_ms = $6, fund_products = $7, updated_ms = $8
+                 WHERE channel_id = $1 AND process_type = $2 AND process_no = $3",
+                &[
+                    &key.channel_id,
+                    &key.process_type,
+                    &key.process_no,
+                    &p.status,
+                    &p.submit_ms,
+                    &p.complete_ms,
+                    &p.fund_products,
+                    &now_ms,
+                ],
+            )
+        }
+    }
+
+    fn loan_row(&mut self, loan_apply_no: &str) -> Result<Option<LoanRow>, StoreError> {
+        let row = self.query_opt(
+            "SELECT status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation
+             FROM loans WHERE loan_apply_no = $1 FOR UPDATE",
+            &[&loan_apply_no],
+        )?;
+        if row.is_none() {
+            self.absent_loans.insert(loan_apply_no.to_string());
+        }
+        Ok(row.as_ref().map(loan_row))
+    }
+
+    fn put_loan_row(
+        &mut self,
+        loan_apply_no: &str,
+        l: &LoanRow,
+        flags: &[String],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.absent_loans.contains(loan_apply_no) {
+            self.execute(
+                "INSERT INTO loans (loan_apply_no, status, app_key, customer_id, institution_loan_no,
+                     last_change_ms, needs_reconciliation, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                &[
+                    &loan_apply_no,
+                    &l.status,
+                    &l.app_key,
+                    &l.customer_id,
+                    &l.institution_loan_no,
+                    &l.last_change_ms,
+                    &l.needs_reconciliation,
+                    &now_ms,
+                ],
+            )?;
+        } else {
+            self.execute(
+                "UPDATE loans SET status = $2, customer_id = $3, institution_loan_no = $4, last_change_ms = $5,
+                     needs_reconciliation = $6, updated_ms = $7
+                 WHERE loan_apply_no = $1",
+                &[
+                    &loan_apply_no,
+                    &l.status,
+                    &l.customer_id,
+                    &l.institution_loan_no,
+                    &l.last_change_ms,
+                    &l.needs_reconciliation,
+                    &now_ms,
+                ],
+            )?;
+        }
+        for f in flags {
+            self.execute(
+                "INSERT INTO loan_flags (loan_apply_no, flag) VALUES ($1, $2)",
+                &[&loan_apply_no, f],
+            )?;
+        }
         Ok(())
     }
 
-    fn append_inbox(&mut self, e: &InboxEntry) -> Result<i64, StoreError> {
+    fn idempotency_row(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+    ) -> Result<Option<IdempotencyRow>, StoreError> {
+        let row = self.query_opt(
+            "SELECT fingerprint, response FROM idempotency WHERE app_key = $1 AND request_id = $2",
+            &[&app_key, &request_id],
+        )?;
+        Ok(row.map(|r| IdempotencyRow {
+            fingerprint: r.get(0),
+            response: r.get(1),
+        }))
+    }
+
+    fn put_idempotency_row(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+        row: &IdempotencyRow,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO idempotency (app_key, request_id, fingerprint, response, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&app_key, &request_id, &row.fingerprint, &row.response, &now_ms],
+        )
+    }
+
+    fn append_inbox_row(&mut self, e: &InboxEntry) -> Result<i64, StoreError> {
         let s = self.stmt(
             "INSERT INTO inbox (call_id, received_ms, app_key, method, params, outcome, error_code,
                  biz_code, subject, idempotency_key, detail, response)

@@ -8,7 +8,6 @@
 
 mod checkpoint;
 mod read;
-pub mod seed;
 mod subjects;
 mod tx;
 mod writer;
@@ -19,15 +18,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loanwire_domain::process::ProcessKey;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use writer::{failed_error, Failure, Job, Msg, Writer};
 
-use crate::{
-    App, InboxQuery, InboxRecord, LoanView, ProcessView, Recorded, Store, StoreError, Work,
-};
+use crate::backend::{check_schema_version, Backend};
+use crate::{BatchObserver, Recorded, StoreError, Work};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
@@ -35,9 +38,6 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub const DB_FILE: &str = "loanwire.db";
-
-/// Called with the size of every committed batch (for metrics).
-pub type BatchObserver = Arc<dyn Fn(usize) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct SqliteOptions {
@@ -110,11 +110,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(StoreError::Invalid(format!(
-            "the database is at schema version {version}, newer than this loanwire knows ({known}); upgrade loanwire"
-        )));
-    }
+    check_schema_version(version, known)?;
     for sql in &MIGRATIONS[version as usize..] {
         tx.execute_batch(sql)?;
     }
@@ -192,6 +188,36 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Indexes the subject of every inbox record now, rather than a chunk per batch: for a
+    /// database just filled in bulk (the benchmark's preloaded loan notes).
+    pub fn index_all_subjects(dir: &Path) -> Result<(), StoreError> {
+        let conn = open_connection(&dir.join(DB_FILE), Duration::from_secs(30))?;
+        let (last, upto) = subjects::marks(&conn)?;
+        let tx = conn.unchecked_transaction()?;
+        subjects::index_tail(&tx, upto, last)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    type Reader = Connection;
+
+    async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
+        if let Some(why) = self.failure.get() {
+            return Err(failed_error(why));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Msg::Job(Job { work, reply }))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
     /// Runs `f` on a pooled reader connection, off the async threads.
     async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
     where
@@ -220,78 +246,8 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
     }
-}
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn transact(&self, work: Work) -> Result<Recorded, StoreError> {
-        if let Some(why) = self.failure.get() {
-            return Err(failed_error(why));
-        }
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Msg::Job(Job { work, reply }))
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
-    }
-
-    async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError> {
-        let key = app_key.to_string();
-        self.read(move |c| read::app(c, &key)).await
-    }
-
-    async fn apps(&self) -> Result<Vec<App>, StoreError> {
-        self.read(read::apps).await
-    }
-
-    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
-        let app = app.clone();
-        self.read(move |c| read::insert_app(c, &app)).await
-    }
-
-    async fn update_app(&self, app: &App) -> Result<(), StoreError> {
-        let app = app.clone();
-        self.read(move |c| read::update_app(c, &app)).await
-    }
-
-    async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError> {
-        let no = loan_apply_no.to_string();
-        self.read(move |c| read::loan_view(c, &no)).await
-    }
-
-    async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError> {
-        let key = key.clone();
-        self.read(move |c| read::process_view(c, &key)).await
-    }
-
-    async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
-        let q = query.clone();
-        self.read(move |c| read::inbox(c, &q)).await
-    }
-
-    async fn inbox_call(&self, call_id: &str) -> Result<Option<InboxRecord>, StoreError> {
-        let id = call_id.to_string();
-        self.read(move |c| read::inbox_call(c, &id)).await
-    }
-
-    async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError> {
-        let ids = call_ids.to_vec();
-        self.read(move |c| read::inbox_missing(c, &ids)).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        if let Some(why) = self.failure.get() {
-            return Err(failed_error(why));
-        }
-        self.read(|c| {
-            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                r.get::<_, i64>(0)
-            })?;
-            Ok(())
-        })
-        .await
+    fn stopped(&self) -> Option<StoreError> {
+        self.failure.get().map(|why| failed_error(why))
     }
 }

@@ -20,7 +20,6 @@
 //! PostgreSQL does.
 
 use std::fs::File;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
 
@@ -30,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::{passive_checkpoint, Checkpointed};
 use super::subjects;
 use super::tx::SqliteTx;
-use super::BatchObserver;
-use crate::{Recorded, StoreError, Work};
+use crate::backend::run_unit;
+use crate::{BatchObserver, Recorded, StoreError, Work};
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
 
@@ -249,7 +248,7 @@ impl OpenBatch {
     /// unit, so that only the failing units are left out.
     fn add(&mut self, conn: &Connection, mut job: Job) {
         if self.not_begun.is_none() && !self.unit_failed {
-            match run_unit(conn, &mut job.work) {
+            match run_unit_on(conn, &mut job.work) {
                 Ok(r) => self.results.push(r),
                 Err(_) => {
                     self.unit_failed = true;
@@ -406,16 +405,12 @@ fn not_committed(
     (answers, false)
 }
 
-fn run_unit(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
-    let mut tx = SqliteTx { conn };
-    match catch_unwind(AssertUnwindSafe(|| work(&mut tx))) {
-        Ok(r) => r,
-        Err(_) => Err(StoreError::Unavailable("the unit of work panicked".into())),
-    }
+fn run_unit_on(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
+    run_unit(work, &mut SqliteTx { conn })
 }
 
 fn run_unit_in_savepoint(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
-    in_savepoint(conn, || run_unit(conn, work))
+    in_savepoint(conn, || run_unit_on(conn, work))
 }
 
 /// Runs `f` inside a savepoint: what it wrote stays only if it succeeds. When SQLite has rolled

@@ -1,0 +1,323 @@
+//! What a backend provides, and everything built on it once for both.
+//!
+//! A backend holds its SQL, its connections and its writer. It implements:
+//! - [`TxRows`]: the row reads and writes of one unit of work, on its writing connection;
+//!   [`Tx`] follows from it (mapping rows to domain states is shared);
+//! - [`Reader`]: the reads of the read API and app management, on a reading connection;
+//! - [`Backend`]: how units of work reach its writer and reads reach its readers;
+//!   [`Store`] follows from it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use async_trait::async_trait;
+use loanwire_domain::idempotency::IdempotencyRecord;
+use loanwire_domain::loan::{Flag, LoanState};
+use loanwire_domain::process::{ProcessKey, ProcessState};
+
+use crate::rows::{
+    app_exists, flag_to_json, no_app, AppRow, IdempotencyRow, InboxRow, LoanRow, LoanSnapshot,
+    ProcessRow, ProcessSnapshot,
+};
+use crate::{
+    App, InboxEntry, InboxQuery, InboxRecord, LoanView, ProcessView, Recorded, Store, StoreError,
+    Tx, Work,
+};
+
+/// The row operations of one unit of work, inside the writer's transaction.
+pub trait TxRows {
+    fn process_row(&mut self, key: &ProcessKey) -> Result<Option<ProcessRow>, StoreError>;
+    fn put_process_row(
+        &mut self,
+        key: &ProcessKey,
+        row: &ProcessRow,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    fn loan_row(&mut self, loan_apply_no: &str) -> Result<Option<LoanRow>, StoreError>;
+    /// Writes the loan note and appends `flags` (JSON, see `rows::flag_to_json`).
+    fn put_loan_row(
+        &mut self,
+        loan_apply_no: &str,
+        row: &LoanRow,
+        flags: &[String],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    fn idempotency_row(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+    ) -> Result<Option<IdempotencyRow>, StoreError>;
+    fn put_idempotency_row(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+        row: &IdempotencyRow,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    fn append_inbox_row(&mut self, entry: &InboxEntry) -> Result<i64, StoreError>;
+}
+
+impl<T: TxRows> Tx for T {
+    fn process(&mut self, key: &ProcessKey) -> Result<Option<ProcessState>, StoreError> {
+        self.process_row(key)?
+            .map(|r| r.into_state(key))
+            .transpose()
+    }
+
+    fn put_process(&mut self, state: &ProcessState, now_ms: i64) -> Result<(), StoreError> {
+        self.put_process_row(&state.key, &ProcessRow::of(state), now_ms)
+    }
+
+    fn loan(&mut self, loan_apply_no: &str) -> Result<Option<LoanState>, StoreError> {
+        self.loan_row(loan_apply_no)?
+            .map(|r| r.into_state(loan_apply_no))
+            .transpose()
+    }
+
+    fn put_loan(
+        &mut self,
+        state: &LoanState,
+        flags: &[Flag],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let flags: Vec<String> = flags.iter().map(flag_to_json).collect();
+        self.put_loan_row(&state.loan_apply_no, &LoanRow::of(state), &flags, now_ms)
+    }
+
+    fn idempotency(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.idempotency_row(app_key, request_id)?
+            .map(IdempotencyRow::into_record)
+            .transpose()
+    }
+
+    fn put_idempotency(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+        record: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.put_idempotency_row(app_key, request_id, &IdempotencyRow::of(record), now_ms)
+    }
+
+    fn append_inbox(&mut self, entry: &InboxEntry) -> Result<i64, StoreError> {
+        self.append_inbox_row(entry)
+    }
+}
+
+/// Runs one unit of work. A unit that panics is a bug in the unit, not in the batch it shares
+/// a transaction with: it fails alone, like a unit that returned an error, and what it wrote
+/// is rolled back with it; the other units of its batch commit.
+pub fn run_unit(work: &mut Work, tx: &mut dyn Tx) -> Result<Recorded, StoreError> {
+    match catch_unwind(AssertUnwindSafe(|| work(tx))) {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Invalid(UNIT_PANICKED.into())),
+    }
+}
+
+/// The error of a unit of work that panicked.
+pub const UNIT_PANICKED: &str = "the unit of work panicked";
+
+/// Refuses a database whose schema is newer than this binary's migrations.
+pub fn check_schema_version(found: i64, known: i64) -> Result<(), StoreError> {
+    if found > known {
+        return Err(StoreError::Invalid(format!(
+            "the database is at schema version {found}, newer than this loanwire knows ({known}); upgrade loanwire"
+        )));
+    }
+    Ok(())
+}
+
+/// One argument of a query built at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlArg {
+    Text(String),
+    Int(i64),
+}
+
+/// The newest inbox records first, filtered as `q` says: SQL (placeholders written by
+/// `placeholder(n)`, from 1) and its arguments.
+pub fn inbox_query_sql(q: &InboxQuery, placeholder: fn(usize) -> String) -> (String, Vec<SqlArg>) {
+    let mut sql = format!(
+        "SELECT {} FROM inbox WHERE 1 = 1",
+        crate::rows::INBOX_COLUMNS
+    );
+    let mut args = Vec::new();
+    let mut filter = |column: &str, op: &str, arg: SqlArg| {
+        args.push(arg);
+        sql.push_str(&format!(" AND {column} {op} {}", placeholder(args.len())));
+    };
+    if let Some(a) = &q.app_key {
+        filter("app_key", "=", SqlArg::Text(a.clone()));
+    }
+    if let Some(m) = &q.method {
+        filter("method", "=", SqlArg::Text(m.clone()));
+    }
+    if let Some(o) = q.outcome {
+        filter("outcome", "=", SqlArg::Text(o.as_str().into()));
+    }
+    if let Some(before) = q.before_id {
+        filter("id", "<", SqlArg::Int(before));
+    }
+    args.push(SqlArg::Int(i64::from(
+        q.limit.clamp(1, InboxQuery::MAX_LIMIT),
+    )));
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {}",
+        placeholder(args.len())
+    ));
+    (sql, args)
+}
+
+/// The reads of the read API and of app management, in a backend's SQL, on one of its
+/// reading connections.
+pub trait Reader {
+    fn app(&mut self, app_key: &str) -> Result<Option<AppRow>, StoreError>;
+    fn apps(&mut self) -> Result<Vec<AppRow>, StoreError>;
+    /// `false` when the key is taken (nothing written).
+    fn insert_app(&mut self, row: &AppRow) -> Result<bool, StoreError>;
+    /// `false` when there is no such app.
+    fn update_app(&mut self, row: &AppRow) -> Result<bool, StoreError>;
+    fn loan(&mut self, loan_apply_no: &str) -> Result<Option<LoanSnapshot>, StoreError>;
+    fn process(&mut self, key: &ProcessKey) -> Result<Option<ProcessSnapshot>, StoreError>;
+    fn inbox(&mut self, q: &InboxQuery) -> Result<Vec<InboxRow>, StoreError>;
+    fn inbox_call(&mut self, call_id: &str) -> Result<Option<InboxRow>, StoreError>;
+    fn inbox_missing(&mut self, call_ids: &[String]) -> Result<Vec<String>, StoreError>;
+    fn ping(&mut self) -> Result<(), StoreError>;
+}
+
+/// How work reaches a backend's threads.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    type Reader: Reader;
+
+    /// Hands a unit of work to the writer; answers once it is durably committed.
+    async fn submit(&self, work: Work) -> Result<Recorded, StoreError>;
+
+    /// Runs `f` on a reading connection, off the async threads.
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Self::Reader) -> Result<R, StoreError> + Send + 'static;
+
+    /// Why the backend takes no work at all now, if it does not (checked by `ping`).
+    fn stopped(&self) -> Option<StoreError> {
+        None
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    async fn transact(&self, work: Work) -> Result<Recorded, StoreError> {
+        self.submit(work).await
+    }
+
+    async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError> {
+        let key = app_key.to_string();
+        self.read(move |r| r.app(&key)?.map(AppRow::into_app).transpose())
+            .await
+    }
+
+    async fn apps(&self) -> Result<Vec<App>, StoreError> {
+        self.read(|r| r.apps()?.into_iter().map(AppRow::into_app).collect())
+            .await
+    }
+
+    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        let row = AppRow::of(app);
+        self.read(move |r| match r.insert_app(&row)? {
+            true => Ok(()),
+            false => Err(app_exists(&row.app_key)),
+        })
+        .await
+    }
+
+    async fn update_app(&self, app: &App) -> Result<(), StoreError> {
+        let row = AppRow::of(app);
+        self.read(move |r| match r.update_app(&row)? {
+            true => Ok(()),
+            false => Err(no_app(&row.app_key)),
+        })
+        .await
+    }
+
+    async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError> {
+        let no = loan_apply_no.to_string();
+        self.read(move |r| r.loan(&no)?.map(|s| s.into_view(&no)).transpose())
+            .await
+    }
+
+    async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError> {
+        let key = key.clone();
+        self.read(move |r| r.process(&key)?.map(|s| s.into_view(&key)).transpose())
+            .await
+    }
+
+    async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
+        let q = query.clone();
+        self.read(move |r| {
+            Ok(r.inbox(&q)?
+                .into_iter()
+                .map(InboxRow::into_record)
+                .collect())
+        })
+        .await
+    }
+
+    async fn inbox_call(&self, call_id: &str) -> Result<Option<InboxRecord>, StoreError> {
+        let id = call_id.to_string();
+        self.read(move |r| Ok(r.inbox_call(&id)?.map(InboxRow::into_record)))
+            .await
+    }
+
+    async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let ids = call_ids.to_vec();
+        self.read(move |r| r.inbox_missing(&ids)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
+        self.read(|r| r.ping()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inbox_filter_numbers_its_placeholders_and_clamps_the_limit() {
+        let q = InboxQuery {
+            app_key: Some("a".into()),
+            before_id: Some(9),
+            limit: 5000,
+            ..InboxQuery::default()
+        };
+        let (sql, args) = inbox_query_sql(&q, |n| format!("${n}"));
+        assert!(
+            sql.ends_with("AND app_key = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+            "{sql}"
+        );
+        assert_eq!(
+            args,
+            vec![
+                SqlArg::Text("a".into()),
+                SqlArg::Int(9),
+                SqlArg::Int(i64::from(InboxQuery::MAX_LIMIT))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_an_equal_or_older_one_is_not() {
+        assert!(check_schema_version(2, 2).is_ok());
+        assert!(check_schema_version(1, 2).is_ok());
+        let e = check_schema_version(3, 2).unwrap_err().to_string();
+        assert!(e.contains("newer") && e.contains("upgrade"), "{e}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Writer threads: each takes the units waiting on the shared channel and commits them in one
+//! transaction, without a savepoint per unit (two round trips each). A lost race is rare; then
+//! the whole batch is rolled back and run again, each unit seeing what the winner committed.
+
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use tokio::sync::oneshot;
+
+use super::conn::{classify, unavailable, Conn};
+use super::tx::PgTx;
+use crate::backend::run_unit;
+use crate::{BatchObserver, Recorded, StoreError, Work};
+
+pub(super) struct Job {
+    pub work: Work,
+    pub reply: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+pub(super) fn writer_loop(
+    mut conn: Conn,
+    rx: Receiver<Job>,
+    max_batch: usize,
+    on_batch: Option<BatchObserver>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len();
+        run_batch(&mut conn, batch);
+        if let Some(observe) = &on_batch {
+            observe(size);
+        }
+    }
+}
+
+/// Attempts at a batch whose units keep losing races before it is given up (code 15, retryable).
+const BATCH_ATTEMPTS: u32 = 8;
+
+enum BatchResult {
+    Committed(Vec<Recorded>),
+    /// This unit failed on its own (not a race, not the database): answer it, run the rest.
+    UnitFailed(usize, StoreError),
+    /// A unit lost a race; everything was rolled back, run the batch again.
+    Conflict(String),
+    /// The database or the connection failed; nothing was committed.
+    Failed(StoreError),
+}
+
+/// Runs the units one after another in one transaction.
+fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
+    let (client, statements) = match conn.parts() {
+        Ok(parts) => parts,
+        Err(e) => return BatchResult::Failed(e),
+    };
+    let mut txn = match client.transaction() {
+        Ok(t) => t,
+        Err(e) => return BatchResult::Failed(unavailable(e)),
+    };
+    let mut results = Vec::with_capacity(pending.len());
+    for (i, job) in pending.iter_mut().enumerate() {
+        let mut tx = PgTx::new(&mut txn, statements);
+        match run_unit(&mut job.work, &mut tx) {
+            Ok(r) => results.push(r),
+            Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
+            Err(e @ StoreError::Unavailable(_)) => return BatchResult::Failed(e),
+            Err(e) => return BatchResult::UnitFailed(i, e),
+        }
+    }
+    match txn.commit() {
+        Ok(()) => BatchResult::Committed(results),
+        Err(e) => match classify(e) {
+            StoreError::Conflict(why) => BatchResult::Conflict(why),
+            other => BatchResult::Failed(other),
+        },
+    }
+}
+
+fn run_batch(conn: &mut Conn, mut pending: Vec<Job>) {
+    let mut conflicts = 0;
+    while !pending.is_empty() {
+        match try_batch(conn, &mut pending) {
+            BatchResult::Committed(results) => {
+                for (job, result) in pending.drain(..).zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            BatchResult::UnitFailed(i, e) => {
+                let _ = pending.remove(i).reply.send(Err(e));
+            }
+            BatchResult::Conflict(why) => {
+                conflicts += 1;
+                if conflicts >= BATCH_ATTEMPTS {
+                    for job in pending.drain(..) {
+                        let _ = job.reply.send(Err(unavailable(format!(
+                            "gave up after {BATCH_ATTEMPTS} concurrent conflicts: {why}"
+                        ))));
+                    }
+                } else {
+                    // A back-off, not a wait for an event: the winner's commit is not signalled
+                    // across instances, and a rerun before it commits only conflicts again.
+                    std::thread::sleep(Duration::from_millis(u64::from(conflicts)));
+                }
+            }
+            BatchResult::Failed(e) => {
+                // Nothing of the batch was committed; the connection is rebuilt next time.
+                conn.reset();
+                for job in pending.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Rows as both backends store them, and their mapping to and from the domain and the views.
+//!
+//! A backend only moves these rows between its SQL and Rust: columns in, columns out. What a
+//! column means — JSON lists, epoch milliseconds, flags, the stored idempotency answer — is
+//! decided here, once, so that the two backends cannot drift apart.
+
+use loanwire_domain::idempotency::IdempotencyRecord;
+use loanwire_domain::loan::{Flag, LoanState};
+use loanwire_domain::process::{ProcessKey, ProcessState};
+use loanwire_top::time::format_ms;
+use loanwire_top::TopDateTime;
+use serde_json::Value;
+
+use crate::{App, HistoryEntry, InboxRecord, LoanView, ProcessView, StoreError};
+
+/// A stored value that does not read back as what was written: the database was changed
+/// behind loanwire's back, or is damaged.
+pub(crate) fn unreadable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("unreadable {what}: {e}"))
+}
+
+/// A list of strings as its JSON text; `None` stays NULL.
+pub fn list_to_json(v: &Option<Vec<String>>) -> Option<String> {
+    v.as_ref()
+        .map(|l| serde_json::to_string(l).expect("strings serialize"))
+}
+
+fn list_from_json(what: &str, v: Option<String>) -> Result<Option<Vec<String>>, StoreError> {
+    v.map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(|e| unreadable(what, e))
+}
+
+fn time(what: &str, ms: Option<i64>) -> Result<Option<TopDateTime>, StoreError> {
+    ms.map(|ms| TopDateTime::from_epoch_millis(ms).ok_or_else(|| unreadable(what, ms)))
+        .transpose()
+}
+
+/// The `apps` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRow {
+    pub app_key: String,
+    pub name: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_ms: Option<i64>,
+    /// JSON arrays; NULL: any.
+    pub channels: Option<String>,
+    pub methods: Option<String>,
+    pub rate_limit: Option<i64>,
+    pub enabled: bool,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl AppRow {
+    pub fn of(a: &App) -> AppRow {
+        AppRow {
+            app_key: a.app_key.clone(),
+            name: a.name.clone(),
+            secret: a.secret.clone(),
+            previous_secret: a.previous_secret.clone(),
+            previous_secret_expires_ms: a.previous_secret_expires_ms,
+            channels: list_to_json(&a.channels),
+            methods: list_to_json(&a.methods),
+            rate_limit: a.rate_limit.map(i64::from),
+            enabled: a.enabled,
+            created_ms: a.created_ms,
+            updated_ms: a.updated_ms,
+        }
+    }
+
+    pub fn into_app(self) -> Result<App, StoreError> {
+        Ok(App {
+            channels: list_from_json("app channels", self.channels)?,
+            methods: list_from_json("app methods", self.methods)?,
+            rate_limit: self
+                .rate_limit
+                .map(|r| u32::try_from(r).map_err(|e| unreadable("app rate limit", e)))
+                .transpose()?,
+            app_key: self.app_key,
+            name: self.name,
+            secret: self.secret,
+            previous_secret: self.previous_secret,
+            previous_secret_expires_ms: self.previous_secret_expires_ms,
+            enabled: self.enabled,
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+        })
+    }
+}
+
+/// What `create_app` answers when the key is taken.
+pub(crate) fn app_exists(app_key: &str) -> StoreError {
+    StoreError::Invalid(format!("app `{app_key}` already exists"))
+}
+
+/// What `update_app` answers for an unknown key.
+pub(crate) fn no_app(app_key: &str) -> StoreError {
+    StoreError::Invalid(format!("no app `{app_key}`"))
+}
+
+/// A row of `processes`, without its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessRow {
+    pub user: String,
+    pub user_id: i64,
+    pub status: String,
+    pub submit_ms: Option<i64>,
+    pub complete_ms: Option<i64>,
+    /// A JSON array.
+    pub fund_products: Option<String>,
+    pub app_key: String,
+}
+
+impl ProcessRow {
+    pub fn of(s: &ProcessState) -> ProcessRow {
+        ProcessRow {
+            user: s.user.clone(),
+            user_id: s.user_id,
+            status: s.status.clone(),
+            submit_ms: s.submit_time.map(|t| t.epoch_millis()),
+            complete_ms: s.complete_time.map(|t| t.epoch_millis()),
+            fund_products: list_to_json(&s.fund_products),
+            app_key: s.app_key.clone(),
+        }
+    }
+
+    pub fn into_state(self, key: &ProcessKey) -> Result<ProcessState, StoreError> {
+        Ok(ProcessState {
+            key: key.clone(),
+            submit_time: time("submit_ms", self.submit_ms)?,
+            complete_time: time("complete_ms", self.complete_ms)?,
+            fund_products: list_from_json("fund_products", self.fund_products)?,
+            user: self.user,
+            user_id: self.user_id,
+            status: self.status,
+            app_key: self.app_key,
+        })
+    }
+}
+
+/// A row of `loans`, without its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoanRow {
+    pub status: String,
+    pub app_key: String,
+    pub customer_id: Option<String>,
+    pub institution_loan_no: Option<String>,
+    pub last_change_ms: i64,
+    pub needs_reconciliation: bool,
+}
+
+impl LoanRow {
+    pub fn of(s: &LoanState) -> LoanRow {
+        LoanRow {
+            status: s.status.clone(),
+            app_key: s.app_key.clone(),
+            customer_id: s.customer_id.clone(),
+            institution_loan_no: s.institution_loan_no.clone(),
+            last_change_ms: s.last_change_time.epoch_millis(),
+            needs_reconciliation: s.needs_reconciliation,
+        }
+    }
+
+    pub fn into_state(self, loan_apply_no: &str) -> Result<LoanState, StoreError> {
+        Ok(LoanState {
+            loan_apply_no: loan_apply_no.to_string(),
+            last_change_time: time("last_change_ms", Some(self.last_change_ms))?
+                .expect("a time was given"),
+            status: self.status,
+            app_key: self.app_key,
+            customer_id: self.customer_id,
+            institution_loan_no: self.institution_loan_no,
+            needs_reconciliation: self.needs_reconciliation,
+        })
+    }
+}
+
+/// A reconciliation flag as `loan_flags.flag` holds it.
+pub fn flag_to_json(f: &Flag) -> String {
+    serde_json::to_string(f).expect("flags serialize")
+}
+
+fn flag_from_json(s: &str) -> Result<Flag, StoreError> {
+    serde_json::from_str(s).map_err(|e| unreadable("flag", e))
+}
+
+/// A row of `idempotency`: the fingerprint and the response fields first answered (JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    pub fingerprint: String,
+    pub response: String,
+}
+
+impl IdempotencyRow {
+    pub fn of(r: &IdempotencyRecord) -> IdempotencyRow {
+        IdempotencyRow {
+            fingerprint: r.fingerprint.clone(),
+            response: serde_json::to_string(&r.response).expect("JSON serializes"),
+        }
+    }
+
+    pub fn into_record(self) -> Result<IdempotencyRecord, StoreError> {
+        Ok(IdempotencyRecord {
+            response: serde_json::from_str(&self.response)
+                .map_err(|e| unreadable("idempotency response", e))?,
+            fingerprint: self.fingerprint,
+        })
+    }
+}
+
+/// The inbox columns every read selects, in [`InboxRow`]'s order.
+pub const INBOX_COLUMNS: &str = "id, call_id, received_ms, app_key, method, outcome, error_code,
+    biz_code, subject, idempotency_key, params, detail, response";
+
+/// A row of `inbox`, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    pub id: i64,
+    pub call_id: String,
+    pub received_ms: i64,
+    pub app_key: String,
+    pub method: String,
+    pub outcome: String,
+    pub error_code: Option<i64>,
+    pub biz_code: Option<String>,
+    pub subject: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub params: String,
+    pub detail: String,
+    pub response: String,
+}
+
+impl InboxRow {
+    pub fn into_record(self) -> InboxRecord {
+        // Written by loanwire as JSON; shown as text if a row holds something else.
+        let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::String(s));
+        InboxRecord {
+            id: self.id,
+            call_id: self.call_id,
+            received_at: format_ms(self.received_ms),
+            app_key: self.app_key,
+            method: self.method,
+            outcome: self.outcome,
+            error_code: self.error_code.and_then(|c| u32::try_from(c).ok()),
+            biz_code: self.biz_code,
+            subject: self.subject,
+            idempotency_key: self.idempotency_key,
+            params: json(self.params),
+            detail: json(self.detail),
+            response: self.response,
+        }
+    }
+}
+
+fn history(rows: Vec<InboxRow>) -> Vec<HistoryEntry> {
+    rows.into_iter()
+        .map(|r| HistoryEntry::from(&r.into_record()))
+        .collect()
+}
+
+/// A loan note with its flags and history, read in one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoanSnapshot {
+    pub row: LoanRow,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// `loan_flags.flag`, oldest first.
+    pub flags: Vec<String>,
+    /// The loan note's inbox records, oldest first.
+    pub history: Vec<InboxRow>,
+}
+
+impl LoanSnapshot {
+    pub fn into_view(self, loan_apply_no: &str) -> Result<LoanView, StoreError> {
+        let reasons = self
+            .flags
+            .iter()
+            .map(|f| flag_from_json(f))
+            .collect::<Result<_, _>>()?;
+        let r = self.row;
+        Ok(LoanView {
+            loan_apply_no: loan_apply_no.to_string(),
+            status: r.status,
+            app_key: r.app_key,
+            customer_id: r.customer_id,
+            institution_loan_no: r.institution_loan_no,
+            last_change_time: format_ms(r.last_change_ms),
+            needs_reconciliation: r.needs_reconciliation,
+            reconciliation_reasons: reasons,
+            created_at: format_ms(self.created_ms),
+            updated_at: format_ms(self.updated_ms),
+            history: history(self.history),
+        })
+    }
+}
+
+/// A process with its history, read in one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSnapshot {
+    pub row: ProcessRow,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub history: Vec<InboxRow>,
+}
+
+impl ProcessSnapshot {
+    pub fn into_view(self, key: &ProcessKey) -> Result<ProcessView, StoreError> {
+        let r = self.row;
+        Ok(ProcessView {
+            channel_id: key.channel_id.clone(),
+            process_type: key.process_type.clone(),
+            process_no: key.process_no.clone(),
+            user: r.user,
+            user_id: r.user_id,
+            status: r.status,
+            submit_time: r.submit_ms.map(format_ms),
+            complete_time: r.complete_ms.map(format_ms),
+            fund_products: list_from_json("fund_products", r.fund_products)?,
+            app_key: r.app_key,
+            created_at: format_ms(self.created_ms),
+            updated_at: format_ms(self.updated_ms),
+            history: history(self.history),
+        })
+    }
+}
