@@ -1,6 +1,11 @@
 //! The loan domain of SPEC section 2, as pure decisions: given what is stored and what a call
 //! reports, what happens. Storage backends run these decisions inside their transactions, so
 //! every backend applies the same rules.
+//!
+//! The domain speaks its own words: a report is first made [`valid`](process::validate) (or
+//! [`Invalid`]), and only a valid one can be decided on; a decision refuses with a [`Refusal`]
+//! and its business code. What the caller is answered — TOP codes, envelopes — is the gateway's
+//! business.
 
 pub mod config;
 pub mod idempotency;
@@ -8,6 +13,27 @@ pub mod loan;
 pub mod process;
 
 pub use config::DomainConfig;
+
+/// A report that breaks a rule needing no stored state: an unknown status, reversed times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The field at fault, as the report names it (`status`, `change_time` …).
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// A report understood but refused: its business code (`USER_MISMATCH` …) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
 
 /// What a call did, as recorded in the inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

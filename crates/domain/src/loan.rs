@@ -1,20 +1,16 @@
 //! Loan notes, changed by `alibaba.finance.xfd.loan.change.notify` (SPEC 2.2).
 
-use chrono::Duration;
-use loanwire_api::xfd_loan_change_notify::{
-    XfdLoanChangeExternalRequest, XfdLoanChangeNotifyResponse,
-};
-use loanwire_api::BusinessFailure;
-use loanwire_top::{ErrorCode, TopDateTime, TopError};
+use std::time::Duration;
+
+use loanwire_api::xfd_loan_change_notify::XfdLoanChangeExternalRequest;
+use loanwire_top::TopDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::process::check_vocabulary;
-use crate::{DomainConfig, Outcome};
+use crate::{DomainConfig, Invalid, Outcome, Refusal};
 
 pub const ILLEGAL_STATUS_TRANSITION: &str = "ILLEGAL_STATUS_TRANSITION";
 pub const LOAN_IDENTITY_MISMATCH: &str = "LOAN_IDENTITY_MISMATCH";
-
-const FIELD: &str = "param_xfd_loan_change_external_request";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoanState {
@@ -64,41 +60,47 @@ pub struct Flag {
     pub change_time: TopDateTime,
 }
 
-/// Business validation that needs no stored state (code 50). `now` and `skew` bound how far in
-/// the future a `change_time` may be.
+/// A change whose statuses are known, that changes something and is not from the future: the
+/// only kind [`decide`] takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidChange(XfdLoanChangeExternalRequest);
+
+impl ValidChange {
+    pub fn request(&self) -> &XfdLoanChangeExternalRequest {
+        &self.0
+    }
+}
+
+/// Checks what needs no stored state. `now` and `skew` bound how far in the future a
+/// `change_time` may be.
 pub fn validate(
     cfg: &DomainConfig,
-    req: &XfdLoanChangeExternalRequest,
+    req: XfdLoanChangeExternalRequest,
     now: TopDateTime,
     skew: Duration,
-) -> Result<(), TopError> {
-    check_vocabulary(
-        &format!("{FIELD}.before_status"),
-        &req.before_status,
-        &cfg.loan.statuses,
-    )?;
-    check_vocabulary(
-        &format!("{FIELD}.after_status"),
-        &req.after_status,
-        &cfg.loan.statuses,
-    )?;
+) -> Result<ValidChange, Invalid> {
+    check_vocabulary("before_status", &req.before_status, &cfg.loan.statuses)?;
+    check_vocabulary("after_status", &req.after_status, &cfg.loan.statuses)?;
     if req.before_status == req.after_status {
-        return Err(TopError::invalid_parameter(
-            &format!("{FIELD}.after_status"),
-            format!("after_status equals before_status ({})", req.after_status),
-        ));
+        return Err(Invalid {
+            field: "after_status",
+            reason: format!("after_status equals before_status ({})", req.after_status),
+        });
     }
-    if req.change_time.utc() > now.utc() + skew {
-        return Err(TopError::invalid_parameter(
-            &format!("{FIELD}.change_time"),
-            format!(
+    let latest = chrono::Duration::from_std(skew)
+        .ok()
+        .and_then(|skew| now.utc().checked_add_signed(skew));
+    if latest.is_some_and(|latest| req.change_time.utc() > latest) {
+        return Err(Invalid {
+            field: "change_time",
+            reason: format!(
                 "change_time {} is in the future (gateway clock {now}, allowed skew {}s)",
                 req.change_time,
-                skew.num_seconds()
+                skew.as_secs()
             ),
-        ));
+        });
     }
-    Ok(())
+    Ok(ValidChange(req))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +112,9 @@ pub enum LoanDecision {
     },
     Duplicate,
     Stale,
-    Refused(BusinessFailure),
-    /// Another app's loan note: code 11.
-    Forbidden(TopError),
+    Refused(Refusal),
+    /// The loan note belongs to another app (institution).
+    NotOwner,
 }
 
 impl LoanDecision {
@@ -121,29 +123,19 @@ impl LoanDecision {
             LoanDecision::Apply { .. } => Outcome::Applied,
             LoanDecision::Duplicate => Outcome::Duplicate,
             LoanDecision::Stale => Outcome::Stale,
-            LoanDecision::Refused(_) | LoanDecision::Forbidden(_) => Outcome::Refused,
-        }
-    }
-
-    /// The answer; `trace_id` is the call's own `request_id`.
-    pub fn response(&self, trace_id: &str) -> Result<XfdLoanChangeNotifyResponse, TopError> {
-        match self {
-            LoanDecision::Forbidden(e) => Err(e.clone()),
-            LoanDecision::Refused(f) => Ok(XfdLoanChangeNotifyResponse::refused(
-                &f.code, &f.message, trace_id,
-            )),
-            _ => Ok(XfdLoanChangeNotifyResponse::accepted(trace_id)),
+            LoanDecision::Refused(_) | LoanDecision::NotOwner => Outcome::Refused,
         }
     }
 }
 
-/// Decides what a validated, fresh (not an idempotent replay) change does to the loan note.
+/// Decides what a valid, fresh (not an idempotent replay) change does to the loan note.
 pub fn decide(
     cfg: &DomainConfig,
     current: Option<&LoanState>,
-    req: &XfdLoanChangeExternalRequest,
+    change: &ValidChange,
     app_key: &str,
 ) -> LoanDecision {
+    let req = change.request();
     let Some(cur) = current else {
         return LoanDecision::Apply {
             state: LoanState {
@@ -159,22 +151,14 @@ pub fn decide(
         };
     };
     if cur.app_key != app_key {
-        return LoanDecision::Forbidden(
-            TopError::new(ErrorCode::InsufficientIsvPermissions).with_sub(
-                "isv.permission-denied",
-                format!(
-                    "借据 {} 属于其他机构: the loan note belongs to another app",
-                    req.loan_apply_no
-                ),
-            ),
-        );
+        return LoanDecision::NotOwner;
     }
     let contradicts = |bound: &Option<String>, reported: &Option<String>| matches!((bound, reported), (Some(b), Some(r)) if b != r);
     if contradicts(&cur.customer_id, &req.customer_id)
         || contradicts(&cur.institution_loan_no, &req.institution_loan_no)
     {
-        return LoanDecision::Refused(BusinessFailure {
-            code: LOAN_IDENTITY_MISMATCH.into(),
+        return LoanDecision::Refused(Refusal {
+            code: LOAN_IDENTITY_MISMATCH,
             message: "借据身份不一致: customer_id or institution_loan_no contradicts the loan note"
                 .into(),
         });
@@ -186,8 +170,8 @@ pub fn decide(
         return LoanDecision::Duplicate;
     }
     if !cfg.loan_transition_allowed(&cur.status, &req.after_status) {
-        return LoanDecision::Refused(BusinessFailure {
-            code: ILLEGAL_STATUS_TRANSITION.into(),
+        return LoanDecision::Refused(Refusal {
+            code: ILLEGAL_STATUS_TRANSITION,
             message: format!(
                 "非法状态变更: a loan note cannot go from {} to {}",
                 cur.status, req.after_status
@@ -231,7 +215,18 @@ mod tests {
         TopDateTime::parse(s).unwrap()
     }
 
-    fn change(before: &str, after: &str, at: &str) -> XfdLoanChangeExternalRequest {
+    fn change(before: &str, after: &str, at: &str) -> ValidChange {
+        let later = t("2100-01-01 00:00:00");
+        validate(
+            &DomainConfig::default(),
+            report(before, after, at),
+            later,
+            Duration::ZERO,
+        )
+        .unwrap()
+    }
+
+    fn report(before: &str, after: &str, at: &str) -> XfdLoanChangeExternalRequest {
         XfdLoanChangeExternalRequest {
             after_status: after.into(),
             before_status: before.into(),
@@ -255,7 +250,7 @@ mod tests {
         }
     }
 
-    fn decide_on(status: &str, req: &XfdLoanChangeExternalRequest) -> LoanDecision {
+    fn decide_on(status: &str, req: &ValidChange) -> LoanDecision {
         decide(
             &DomainConfig::default(),
             Some(&loan(status, "2024-01-01 00:00:00")),
@@ -317,7 +312,6 @@ mod tests {
             &change("OVERDUE", "CANCELLED", "2024-01-02 00:00:00"),
         );
         assert!(matches!(d, LoanDecision::Refused(_)));
-        assert!(!d.response("t").unwrap().result.success);
     }
 
     #[test]
@@ -357,20 +351,28 @@ mod tests {
     }
 
     #[test]
-    fn another_app_is_forbidden_with_code_11() {
+    fn another_app_is_not_the_owner() {
         let d = decide(
             &DomainConfig::default(),
             Some(&loan("NORMAL", "2024-01-01 00:00:00")),
             &change("NORMAL", "OVERDUE", "2024-01-02 00:00:00"),
             "intruder",
         );
-        assert_eq!(d.response("t").unwrap_err().code, 11);
+        assert_eq!(d, LoanDecision::NotOwner);
+        assert_eq!(d.outcome(), Outcome::Refused);
     }
 
     #[test]
     fn a_contradicting_identity_is_refused_and_a_missing_one_is_filled() {
-        let mut r = change("NORMAL", "OVERDUE", "2024-01-02 00:00:00");
+        let mut r = report("NORMAL", "OVERDUE", "2024-01-02 00:00:00");
         r.customer_id = Some("C2".into());
+        let r = validate(
+            &DomainConfig::default(),
+            r,
+            t("2100-01-01 00:00:00"),
+            Duration::ZERO,
+        )
+        .unwrap();
         assert!(
             matches!(decide_on("NORMAL", &r), LoanDecision::Refused(ref f) if f.code == LOAN_IDENTITY_MISMATCH)
         );
@@ -389,43 +391,27 @@ mod tests {
     fn validation_refuses_unknown_statuses_no_change_and_the_future() {
         let cfg = DomainConfig::default();
         let now = t("2024-01-01 00:00:00");
-        let skew = Duration::minutes(10);
+        let skew = Duration::from_secs(600);
+        let field = |r| validate(&cfg, r, now, skew).map(|_| ()).unwrap_err().field;
         assert_eq!(
-            validate(
-                &cfg,
-                &change("NEW", "PAID", "2024-01-01 00:00:00"),
-                now,
-                skew
-            )
-            .unwrap_err()
-            .code,
-            50
+            field(report("NEW", "PAID", "2024-01-01 00:00:00")),
+            "after_status"
         );
         assert_eq!(
-            validate(
-                &cfg,
-                &change("NEW", "NEW", "2024-01-01 00:00:00"),
-                now,
-                skew
-            )
-            .unwrap_err()
-            .code,
-            50
+            field(report("PAID", "NEW", "2024-01-01 00:00:00")),
+            "before_status"
         );
         assert_eq!(
-            validate(
-                &cfg,
-                &change("NEW", "NORMAL", "2024-01-01 00:10:01"),
-                now,
-                skew
-            )
-            .unwrap_err()
-            .code,
-            50
+            field(report("NEW", "NEW", "2024-01-01 00:00:00")),
+            "after_status"
+        );
+        assert_eq!(
+            field(report("NEW", "NORMAL", "2024-01-01 00:10:01")),
+            "change_time"
         );
         assert!(validate(
             &cfg,
-            &change("NEW", "NORMAL", "2024-01-01 00:09:59"),
+            report("NEW", "NORMAL", "2024-01-01 00:09:59"),
             now,
             skew
         )

@@ -1,11 +1,10 @@
 //! Xianyu credit/loan processes, reported by `alibaba.idle.interact.loan.callback` (SPEC 2.1).
 
-use loanwire_api::idle_loan_callback::{IdleLoanCallbackRequest, IdleLoanCallbackResponse};
-use loanwire_api::BusinessFailure;
-use loanwire_top::{TopDateTime, TopError};
+use loanwire_api::idle_loan_callback::IdleLoanCallbackRequest;
 use serde::{Deserialize, Serialize};
 
-use crate::{DomainConfig, Outcome};
+use crate::{DomainConfig, Invalid, Outcome, Refusal};
+use loanwire_top::TopDateTime;
 
 pub const USER_MISMATCH: &str = "USER_MISMATCH";
 pub const TERMINAL_STATUS_CONFLICT: &str = "TERMINAL_STATUS_CONFLICT";
@@ -49,34 +48,47 @@ pub struct ProcessState {
     pub app_key: String,
 }
 
-/// Business validation that needs no stored state (code 50).
-pub fn validate(cfg: &DomainConfig, req: &IdleLoanCallbackRequest) -> Result<(), TopError> {
+/// A callback whose vocabulary and times are valid: the only kind [`decide`] takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidCallback(IdleLoanCallbackRequest);
+
+impl ValidCallback {
+    pub fn request(&self) -> &IdleLoanCallbackRequest {
+        &self.0
+    }
+}
+
+/// Checks what needs no stored state.
+pub fn validate(
+    cfg: &DomainConfig,
+    req: IdleLoanCallbackRequest,
+) -> Result<ValidCallback, Invalid> {
     let i = &req.infos;
-    check_vocabulary("infos.type", &i.process_type, &cfg.process.types)?;
-    check_vocabulary("infos.status", &i.status, &cfg.process.statuses)?;
+    check_vocabulary("type", &i.process_type, &cfg.process.types)?;
+    check_vocabulary("status", &i.status, &cfg.process.statuses)?;
     if let (Some(submit), Some(complete)) = (i.submit_time, i.complete_time) {
         if complete < submit {
-            return Err(TopError::invalid_parameter(
-                "infos.complete_time",
-                format!("complete_time {complete} is earlier than submit_time {submit}"),
-            ));
+            return Err(Invalid {
+                field: "complete_time",
+                reason: format!("complete_time {complete} is earlier than submit_time {submit}"),
+            });
         }
     }
-    Ok(())
+    Ok(ValidCallback(req))
 }
 
 pub(crate) fn check_vocabulary(
-    field: &str,
+    field: &'static str,
     value: &str,
     allowed: &[String],
-) -> Result<(), TopError> {
+) -> Result<(), Invalid> {
     if allowed.iter().any(|a| a == value) {
         return Ok(());
     }
-    Err(TopError::invalid_parameter(
+    Err(Invalid {
         field,
-        format!("unknown value `{value}`; allowed: {}", allowed.join(", ")),
-    ))
+        reason: format!("unknown value `{value}`; allowed: {}", allowed.join(", ")),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +97,7 @@ pub enum ProcessDecision {
     Apply(ProcessState),
     Duplicate,
     Stale,
-    Refused(BusinessFailure),
+    Refused(Refusal),
 }
 
 impl ProcessDecision {
@@ -97,22 +109,16 @@ impl ProcessDecision {
             ProcessDecision::Refused(_) => Outcome::Refused,
         }
     }
-
-    pub fn response(&self) -> IdleLoanCallbackResponse {
-        match self {
-            ProcessDecision::Refused(f) => IdleLoanCallbackResponse::refused(&f.code, &f.message),
-            _ => IdleLoanCallbackResponse::accepted(),
-        }
-    }
 }
 
-/// Decides what a validated callback does to the process as stored.
+/// Decides what a valid callback does to the process as stored.
 pub fn decide(
     cfg: &DomainConfig,
     current: Option<&ProcessState>,
-    req: &IdleLoanCallbackRequest,
+    callback: &ValidCallback,
     app_key: &str,
 ) -> ProcessDecision {
+    let req = callback.request();
     let i = &req.infos;
     let Some(cur) = current else {
         return ProcessDecision::Apply(ProcessState {
@@ -127,8 +133,8 @@ pub fn decide(
         });
     };
     if cur.user != req.user || cur.user_id != i.user_id {
-        return ProcessDecision::Refused(BusinessFailure {
-            code: USER_MISMATCH.into(),
+        return ProcessDecision::Refused(Refusal {
+            code: USER_MISMATCH,
             message: "流程已绑定其他用户: the process is bound to another user / user_id".into(),
         });
     }
@@ -137,8 +143,8 @@ pub fn decide(
     }
     if cfg.process_status_is_terminal(&cur.status) {
         if cfg.process_status_is_terminal(&i.status) {
-            return ProcessDecision::Refused(BusinessFailure {
-                code: TERMINAL_STATUS_CONFLICT.into(),
+            return ProcessDecision::Refused(Refusal {
+                code: TERMINAL_STATUS_CONFLICT,
                 message: format!(
                     "流程已终态: the process already ended {}, it cannot become {}",
                     cur.status, i.status
@@ -183,8 +189,17 @@ mod tests {
         }
     }
 
+    fn valid(r: IdleLoanCallbackRequest) -> ValidCallback {
+        validate(&DomainConfig::default(), r).unwrap()
+    }
+
     fn stored(status: &str) -> ProcessState {
-        match decide(&DomainConfig::default(), None, &req(status, "u", 1), "app") {
+        match decide(
+            &DomainConfig::default(),
+            None,
+            &valid(req(status, "u", 1)),
+            "app",
+        ) {
             ProcessDecision::Apply(s) => s,
             other => panic!("{other:?}"),
         }
@@ -194,7 +209,7 @@ mod tests {
         decide(
             &DomainConfig::default(),
             Some(&stored(current)),
-            &req(report, "u", 1),
+            &valid(req(report, "u", 1)),
             "app",
         )
     }
@@ -235,9 +250,10 @@ mod tests {
     fn contradicting_terminal_statuses_conflict() {
         let d = after("SUCCESS", "FAIL");
         assert_eq!(d.outcome(), Outcome::Refused);
-        let r = d.response().idle_point_result;
-        assert!(!r.success);
-        assert_eq!(r.biz_error.unwrap().err_code, TERMINAL_STATUS_CONFLICT);
+        assert!(
+            matches!(d, ProcessDecision::Refused(ref f) if f.code == TERMINAL_STATUS_CONFLICT),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -247,7 +263,7 @@ mod tests {
             let d = decide(
                 &DomainConfig::default(),
                 Some(&cur),
-                &req("SUCCESS", user, id),
+                &valid(req("SUCCESS", user, id)),
                 "app",
             );
             assert!(
@@ -258,31 +274,17 @@ mod tests {
     }
 
     #[test]
-    fn unknown_vocabulary_and_reversed_times_are_code_50() {
+    fn unknown_vocabulary_and_reversed_times_are_invalid_and_name_the_field() {
         let cfg = DomainConfig::default();
-        let e = validate(&cfg, &req("DONE", "u", 1)).unwrap_err();
-        assert_eq!(e.code, 50);
-        assert_eq!(e.sub_code.as_deref(), Some("isv.invalid-parameter"));
-        assert!(e.sub_msg.as_deref().unwrap().contains("infos.status"));
-        assert!(e
-            .sub_msg
-            .as_deref()
-            .unwrap()
-            .contains("IN_PROCESSING, SUCCESS, FAIL"));
+        let e = validate(&cfg, req("DONE", "u", 1)).unwrap_err();
+        assert_eq!(e.field, "status");
+        assert!(e.reason.contains("IN_PROCESSING, SUCCESS, FAIL"), "{e}");
         let mut r = req("SUCCESS", "u", 1);
         r.infos.process_type = "MORTGAGE".into();
-        assert!(validate(&cfg, &r)
-            .unwrap_err()
-            .sub_msg
-            .unwrap()
-            .contains("infos.type"));
+        assert_eq!(validate(&cfg, r).unwrap_err().field, "type");
         let mut r = req("SUCCESS", "u", 1);
         r.infos.submit_time = Some(TopDateTime::parse("2025-01-17 16:00:00").unwrap());
         r.infos.complete_time = Some(TopDateTime::parse("2025-01-17 15:59:59").unwrap());
-        assert!(validate(&cfg, &r)
-            .unwrap_err()
-            .sub_msg
-            .unwrap()
-            .contains("complete_time"));
+        assert_eq!(validate(&cfg, r).unwrap_err().field, "complete_time");
     }
 }

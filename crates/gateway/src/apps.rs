@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use loanwire_store::{now_ms, App, Store, StoreError};
+use loanwire_store::{App, Store, StoreError};
+use loanwire_top::time::now_ms;
 use rand::Rng;
 
 /// 8 digits, like the app keys of Alibaba's open platform.

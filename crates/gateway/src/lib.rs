@@ -1,7 +1,9 @@
 //! The gateway: the receiving side of the TOP protocol for the two loan notification APIs.
 //!
-//! - [`top`]: `/router/rest`, every protocol check of SPEC 1 in order;
-//! - [`apis`]: one module per API (parse → check → apply to the store → render);
+//! - [`rest`]: `/router/rest`, the call as named steps (read → authenticate → dispatch →
+//!   commit → respond), every protocol check of SPEC 1 in order;
+//! - [`apis`]: one module per API (parse → validate → decide and apply in the store → render);
+//! - [`errors`]: every TOP error the gateway builds, one constructor each;
 //! - [`admin`]: the operators' read API; [`ops`]: health and metrics;
 //! - [`startup`]: building and running the application from a [`config::Config`].
 
@@ -9,12 +11,13 @@ pub mod admin;
 pub mod apis;
 pub mod apps;
 pub mod config;
+pub mod errors;
 pub mod metrics;
 pub mod ops;
+pub mod rest;
 pub mod sandbox;
 pub mod startup;
 pub mod state;
-pub mod top;
 
 pub use config::Config;
 pub use startup::Application;

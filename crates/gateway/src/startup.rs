@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::state::{AppCache, AppState, RateLimits};
-use crate::{admin, ops, top};
+use crate::{admin, ops, rest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -62,7 +62,7 @@ pub fn state(config: Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Ap
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(loanwire_top::ROUTER_PATH, any(top::router_rest))
+        .route(loanwire_top::ROUTER_PATH, any(rest::router_rest))
         .merge(admin::routes())
         .merge(ops::routes())
         .with_state(state)

@@ -1,14 +1,18 @@
 //! `alibaba.idle.interact.loan.callback`: parse, check, apply (SPEC 2.1).
 
+use loanwire_api::idle_loan_callback::IdleLoanCallbackResponse;
 use loanwire_api::{IdleLoanCallbackRequest, TopApi};
 use loanwire_domain::process::{self, ProcessDecision, ProcessKey};
 use loanwire_store::{App, Work};
-use loanwire_top::error::sub_code;
-use loanwire_top::{ErrorCode, Params, TopError};
+use loanwire_top::Params;
 use serde_json::json;
 
 use super::{refusal, CallMeta, Subject};
+use crate::errors;
 use crate::state::AppState;
+
+/// The API parameter that carries the report.
+const PARAM: &str = "infos";
 
 pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Work {
     let req = match IdleLoanCallbackRequest::from_params(params) {
@@ -27,32 +31,33 @@ pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> 
         .to_string(),
     };
     if !app.may_report_for(&req.infos.channel_id) {
-        let e = TopError::new(ErrorCode::InsufficientIsvPermissions).with_sub(
-            sub_code::PERMISSION_DENIED,
-            format!("the app is not granted channel `{}`", req.infos.channel_id),
-        );
+        let e = errors::permission_denied(format!(
+            "the app is not granted channel `{}`",
+            req.infos.channel_id
+        ));
         return refusal(meta, e, Some(about));
     }
-    if let Err(e) = process::validate(&state.config.domain, &req) {
-        return refusal(meta, e, Some(about));
-    }
+    let callback = match process::validate(&state.config.domain, req) {
+        Ok(c) => c,
+        Err(invalid) => return refusal(meta, errors::invalid_report(PARAM, invalid), Some(about)),
+    };
     let config = state.config.clone();
     Box::new(move |tx| {
         let current = tx.process(&key)?;
-        let decision = process::decide(&config.domain, current.as_ref(), &req, &meta.app_key);
-        if let ProcessDecision::Apply(next) = &decision {
-            tx.put_process(next, meta.received_ms)?;
-        }
-        let biz_code = match &decision {
-            ProcessDecision::Refused(f) => Some(f.code.clone()),
-            _ => None,
+        let decision = process::decide(&config.domain, current.as_ref(), &callback, &meta.app_key);
+        let (response, biz_code) = match &decision {
+            ProcessDecision::Apply(next) => {
+                tx.put_process(next, meta.received_ms())?;
+                (IdleLoanCallbackResponse::accepted(), None)
+            }
+            ProcessDecision::Refused(f) => (
+                IdleLoanCallbackResponse::refused(f.code, &f.message),
+                Some(f.code.to_string()),
+            ),
+            ProcessDecision::Duplicate | ProcessDecision::Stale => {
+                (IdleLoanCallbackResponse::accepted(), None)
+            }
         };
-        meta.answer(
-            tx,
-            decision.outcome(),
-            &about,
-            biz_code,
-            &decision.response(),
-        )
+        meta.answer(tx, decision.outcome(), &about, biz_code, &response)
     })
 }

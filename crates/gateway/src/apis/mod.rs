@@ -1,6 +1,7 @@
-//! One module per TOP API: parse the parameters into a typed request, check what needs no
-//! stored state, then `apply` it to the store as one unit of work that also renders the answer
-//! and appends the inbox record.
+//! One module per TOP API. Its `prepare` parses the parameters into a typed request, has the
+//! domain validate what needs no stored state, and returns the unit of work that decides on
+//! the stored state, applies the decision, renders the answer and appends the inbox record —
+//! all in one transaction. Here the domain's decisions become TOP answers.
 
 pub mod idle_loan_callback;
 pub mod xfd_loan_change_notify;
@@ -48,7 +49,7 @@ impl Api {
 pub struct CallMeta {
     /// The envelope's `request_id`.
     pub call_id: String,
-    pub received_ms: i64,
+    /// When the call was received: its one clock reading.
     pub now: TopDateTime,
     pub app_key: String,
     pub method: String,
@@ -78,10 +79,14 @@ impl Default for Subject {
 }
 
 impl CallMeta {
+    pub fn received_ms(&self) -> i64 {
+        self.now.epoch_millis()
+    }
+
     fn entry(&self, outcome: Outcome, about: &Subject, response: &str) -> InboxEntry {
         InboxEntry {
             call_id: self.call_id.clone(),
-            received_ms: self.received_ms,
+            received_ms: self.received_ms(),
             app_key: self.app_key.clone(),
             method: self.method.clone(),
             params: self.params.clone(),

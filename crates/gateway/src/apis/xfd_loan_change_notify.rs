@@ -1,6 +1,6 @@
 //! `alibaba.finance.xfd.loan.change.notify`: parse, check, apply (SPEC 2.2).
 
-use loanwire_api::xfd_loan_change_notify::XfdLoanChangeNotifyResponse;
+use loanwire_api::xfd_loan_change_notify::{XfdLoanChangeNotifyResponse, PARAM};
 use loanwire_api::{TopApi, XfdLoanChangeNotifyRequest};
 use loanwire_domain::idempotency::{self, Check, IdempotencyRecord, IDEMPOTENCY_CONFLICT};
 use loanwire_domain::loan::{self, LoanDecision};
@@ -10,6 +10,7 @@ use loanwire_top::Params;
 use serde_json::json;
 
 use super::{body_of, refusal, CallMeta, Subject};
+use crate::errors;
 use crate::state::AppState;
 
 pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) -> Work {
@@ -27,14 +28,15 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
         })
         .to_string(),
     };
-    let skew =
-        chrono::Duration::from_std(state.config.skew()).unwrap_or(chrono::Duration::minutes(10));
-    if let Err(e) = loan::validate(&state.config.domain, &req, meta.now, skew) {
-        return refusal(meta, e, Some(about));
-    }
-    let config = state.config.clone();
     let fingerprint = idempotency::fingerprint(&req);
+    let skew = state.config.skew();
+    let change = match loan::validate(&state.config.domain, req, meta.now, skew) {
+        Ok(c) => c,
+        Err(invalid) => return refusal(meta, errors::invalid_report(PARAM, invalid), Some(about)),
+    };
+    let config = state.config.clone();
     Box::new(move |tx| {
+        let req = change.request();
         let seen = tx.idempotency(&meta.app_key, &req.request_id)?;
         match idempotency::check(seen.as_ref(), &fingerprint) {
             Check::Fresh => {}
@@ -60,15 +62,27 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
             }
         }
         let current = tx.loan(&req.loan_apply_no)?;
-        let decision = loan::decide(&config.domain, current.as_ref(), &req, &meta.app_key);
-        let response = match decision.response(&meta.call_id) {
-            Ok(r) => r,
+        let decision = loan::decide(&config.domain, current.as_ref(), &change, &meta.app_key);
+        let response = match &decision {
+            LoanDecision::Apply { state, flags } => {
+                tx.put_loan(state, flags, meta.received_ms())?;
+                XfdLoanChangeNotifyResponse::accepted(&meta.call_id)
+            }
+            LoanDecision::Duplicate | LoanDecision::Stale => {
+                XfdLoanChangeNotifyResponse::accepted(&meta.call_id)
+            }
+            LoanDecision::Refused(f) => {
+                XfdLoanChangeNotifyResponse::refused(f.code, &f.message, &meta.call_id)
+            }
             // Another institution's loan note: not this app's request_id space to remember.
-            Err(e) => return meta.fail(tx, &about, &e),
+            LoanDecision::NotOwner => {
+                let e = errors::permission_denied(format!(
+                    "借据 {} 属于其他机构: the loan note belongs to another app",
+                    req.loan_apply_no
+                ));
+                return meta.fail(tx, &about, &e);
+            }
         };
-        if let LoanDecision::Apply { state, flags } = &decision {
-            tx.put_loan(state, flags, meta.received_ms)?;
-        }
         let body = body_of(&response);
         tx.put_idempotency(
             &meta.app_key,
@@ -77,7 +91,7 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
                 fingerprint: fingerprint.clone(),
                 response: body.clone(),
             },
-            meta.received_ms,
+            meta.received_ms(),
         )?;
         let biz_code = (!response.result.success).then(|| response.result.response_code.clone());
         meta.answer_body(tx, decision.outcome(), &about, biz_code, &body)

@@ -3,17 +3,18 @@
 use std::sync::Arc;
 
 use loanwire_store::App;
-use loanwire_top::error::sub_code;
-use loanwire_top::{sign, ErrorCode, Params, SystemParams, TopDateTime, TopError};
+use loanwire_top::{sign, ErrorCode, TopError};
 
+use super::{Call, Request};
 use crate::state::AppState;
 
 /// The app behind a call whose signature verifies and whose timestamp is fresh.
 pub async fn authenticate(
     state: &AppState,
-    sys: &SystemParams,
-    params: &Params,
+    call: &Call,
+    request: &Request,
 ) -> Result<Arc<App>, TopError> {
+    let sys = &request.sys;
     let app = state
         .apps
         .get(state.store.as_ref(), &sys.app_key)
@@ -34,9 +35,8 @@ pub async fn authenticate(
             ))
         }
     };
-    let now = TopDateTime::now();
-    let signed = sign::string_to_sign(params.iter());
-    let matches = app.secrets_at(now.epoch_millis()).any(|secret| {
+    let signed = sign::string_to_sign(request.params.iter());
+    let matches = app.secrets_at(call.now.epoch_millis()).any(|secret| {
         sign::sign_matches(
             &sign::digest(sys.sign_method, secret.as_bytes(), &signed),
             &sys.sign,
@@ -61,24 +61,6 @@ pub async fn authenticate(
             TopError::new(ErrorCode::InvalidSignature).with_sub("isv.invalid-signature", hint)
         );
     }
-    let skew =
-        chrono::Duration::from_std(state.config.skew()).unwrap_or(chrono::Duration::minutes(10));
-    sys.check_skew(now, skew)?;
+    sys.check_skew(call.now, state.config.skew())?;
     Ok(app)
-}
-
-/// Code 11: the app may not call this method.
-pub fn method_not_granted(method: &str) -> TopError {
-    TopError::new(ErrorCode::InsufficientIsvPermissions).with_sub(
-        sub_code::PERMISSION_DENIED,
-        format!("the app is not granted `{method}`"),
-    )
-}
-
-/// Code 7: the app's rate limit is spent.
-pub fn rate_limited() -> TopError {
-    TopError::new(ErrorCode::AppCallLimited).with_sub(
-        sub_code::LIMITED_BY_APP,
-        "the app's call rate limit is exceeded; slow down",
-    )
 }
