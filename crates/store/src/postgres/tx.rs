@@ -33,14 +33,14 @@ impl<'a, 't> PgTx<'a, 't> {
         statement(self.statements, self.txn, sql)
     }
 
+    /// Runs a statement; the number of rows it changed.
     fn execute(
         &mut self,
         sql: &'static str,
         args: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let s = self.stmt(sql)?;
-        self.txn.execute(&s, args).map_err(classify)?;
-        Ok(())
+        self.txn.execute(&s, args).map_err(classify)
     }
 
     fn query_opt(
@@ -98,27 +98,11 @@ impl TxRows for PgTx<'_, '_> {
         p: &ProcessRow,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        if self.absent_processes.contains(key) {
-            self.execute(
-                "INSERT INTO processes (channel_id, process_type, process_no, \"user\", user_id, status,
-                     submit_ms, complete_ms, fund_products, app_key, created_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-                &[
-                    &key.channel_id,
-                    &key.process_type,
-                    &key.process_no,
-                    &p.user,
-                    &p.user_id,
-                    &p.status,
-                    &p.submit_ms,
-                    &p.complete_ms,
-                    &p.fund_products,
-                    &p.app_key,
-                    &now_ms,
-                ],
-            )
-        } else {
-            self.execute(
+        // A row read as present is updated; one read as absent, or found absent by the update
+        // (written without being read), is inserted plainly, so that a concurrent creator
+        // makes this unit run again instead of being overwritten.
+        if !self.absent_processes.contains(key) {
+            let updated = self.execute(
                 "UPDATE processes SET status = $4, submit_ms = $5, complete_ms = $6, fund_products = $7, updated_ms = $8
                  WHERE channel_id = $1 AND process_type = $2 AND process_no = $3",
                 &[
@@ -131,8 +115,31 @@ impl TxRows for PgTx<'_, '_> {
                     &p.fund_products,
                     &now_ms,
                 ],
-            )
+            )?;
+            if updated > 0 {
+                return Ok(());
+            }
         }
+        self.execute(
+            "INSERT INTO processes (channel_id, process_type, process_no, \"user\", user_id, status,
+                 submit_ms, complete_ms, fund_products, app_key, created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+            &[
+                &key.channel_id,
+                &key.process_type,
+                &key.process_no,
+                &p.user,
+                &p.user_id,
+                &p.status,
+                &p.submit_ms,
+                &p.complete_ms,
+                &p.fund_products,
+                &p.app_key,
+                &now_ms,
+            ],
+        )?;
+        self.absent_processes.remove(key);
+        Ok(())
     }
 
     fn loan_row(&mut self, loan_apply_no: &str) -> Result<Option<LoanRow>, StoreError> {
@@ -154,7 +161,25 @@ impl TxRows for PgTx<'_, '_> {
         flags: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        if self.absent_loans.contains(loan_apply_no) {
+        // As for processes: update what exists, insert what does not.
+        let mut exists = false;
+        if !self.absent_loans.contains(loan_apply_no) {
+            exists = self.execute(
+                "UPDATE loans SET status = $2, customer_id = $3, institution_loan_no = $4, last_change_ms = $5,
+                     needs_reconciliation = $6, updated_ms = $7
+                 WHERE loan_apply_no = $1",
+                &[
+                    &loan_apply_no,
+                    &l.status,
+                    &l.customer_id,
+                    &l.institution_loan_no,
+                    &l.last_change_ms,
+                    &l.needs_reconciliation,
+                    &now_ms,
+                ],
+            )? > 0;
+        }
+        if !exists {
             self.execute(
                 "INSERT INTO loans (loan_apply_no, status, app_key, customer_id, institution_loan_no,
                      last_change_ms, needs_reconciliation, created_ms, updated_ms)
@@ -170,21 +195,7 @@ impl TxRows for PgTx<'_, '_> {
                     &now_ms,
                 ],
             )?;
-        } else {
-            self.execute(
-                "UPDATE loans SET status = $2, customer_id = $3, institution_loan_no = $4, last_change_ms = $5,
-                     needs_reconciliation = $6, updated_ms = $7
-                 WHERE loan_apply_no = $1",
-                &[
-                    &loan_apply_no,
-                    &l.status,
-                    &l.customer_id,
-                    &l.institution_loan_no,
-                    &l.last_change_ms,
-                    &l.needs_reconciliation,
-                    &now_ms,
-                ],
-            )?;
+            self.absent_loans.remove(loan_apply_no);
         }
         for f in flags {
             self.execute(
@@ -220,7 +231,8 @@ impl TxRows for PgTx<'_, '_> {
         self.execute(
             "INSERT INTO idempotency (app_key, request_id, fingerprint, response, created_ms) VALUES ($1, $2, $3, $4, $5)",
             &[&app_key, &request_id, &row.fingerprint, &row.response, &now_ms],
-        )
+        )?;
+        Ok(())
     }
 
     fn append_inbox_row(&mut self, e: &InboxEntry) -> Result<i64, StoreError> {

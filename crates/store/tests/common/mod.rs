@@ -1,8 +1,14 @@
-//! What the store's integration tests build their units of work from.
+//! What the store's integration tests build their units of work from, and the databases they
+//! run on.
+#![allow(dead_code)] // each test binary uses a part
+
+use std::sync::Arc;
 
 use loanwire_domain::process::{ProcessKey, ProcessState};
 use loanwire_domain::Outcome;
-use loanwire_store::InboxEntry;
+use loanwire_store::postgres::{PgOptions, PgStore};
+use loanwire_store::sqlite::{SqliteOptions, SqliteStore, DB_FILE};
+use loanwire_store::{InboxEntry, Store, StoreError};
 
 pub fn key(no: &str) -> ProcessKey {
     ProcessKey {
@@ -42,4 +48,112 @@ pub fn entry(call_id: &str) -> InboxEntry {
         detail: "{}".into(),
         response: "r".into(),
     }
+}
+
+/// A database to run a store test on: a temporary SQLite directory, or a fresh schema of the
+/// PostgreSQL database named by `LOANWIRE_TEST_DATABASE_URL`.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres { url: String },
+}
+
+pub const PG_URL_VAR: &str = "LOANWIRE_TEST_DATABASE_URL";
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        TestDb::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// `None`, after saying so on stderr, when no PostgreSQL database is configured.
+    pub fn postgres() -> Option<TestDb> {
+        let Some(base) = std::env::var(PG_URL_VAR).ok().filter(|v| !v.is_empty()) else {
+            // Straight to the descriptor: the harness swallows the output of a passing test,
+            // and a skip must be seen.
+            use std::io::Write;
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("a test")
+                .to_string();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test} (PostgreSQL): set {PG_URL_VAR}=postgres://user@host/db to run it"
+            );
+            return None;
+        };
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!(
+            "lw_ts{}_{}_{nanos:08x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        Self::pg_exec(&base, &format!("CREATE SCHEMA {schema}"));
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(TestDb::Postgres {
+            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        })
+    }
+
+    /// Opens the store on this database (migrating it); may be called again to reopen.
+    pub fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            TestDb::Sqlite(dir) => {
+                Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default())?)
+            }
+            TestDb::Postgres { url } => Arc::new(PgStore::open(url, PgOptions::default())?),
+        })
+    }
+
+    /// Runs SQL on the database behind the store's back, as another program might.
+    pub fn exec(&self, sql: &str) {
+        match self {
+            TestDb::Sqlite(dir) => {
+                let db = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+                db.execute_batch(sql).unwrap();
+            }
+            TestDb::Postgres { url } => Self::pg_exec(url, sql),
+        }
+    }
+
+    /// On a thread of its own: the blocking client cannot run on the async runtime's threads.
+    fn pg_exec(url: &str, sql: &str) {
+        let (url, sql) = (url.to_string(), sql.to_string());
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.batch_execute(&sql).unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// Defines each test twice, `sqlite::NAME` and `postgres::NAME`, each given its [`TestDb`].
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(#[doc = $doc:literal])* async fn $name:ident($db:ident) $body:block $($rest:tt)*) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($db: $crate::common::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                run($crate::common::TestDb::sqlite()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(db) = $crate::common::TestDb::postgres() {
+                    run(db).await
+                }
+            }
+        }
+        $crate::on_both_backends! { $($rest)* }
+    };
+    () => {};
 }

@@ -1,0 +1,238 @@
+//! What every backend guarantees a unit of work, run on both (PostgreSQL when
+//! `LOANWIRE_TEST_DATABASE_URL` is set, else each PostgreSQL test says SKIPPED): units committed
+//! together in one batch still succeed or fail one by one, a panicking unit fails alone, what
+//! was committed survives reopening, rows read back as written, and a newer schema is refused.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{entry, key, process, TestDb};
+use loanwire_domain::idempotency::IdempotencyRecord;
+use loanwire_domain::loan::{Flag, FlagKind, LoanState};
+use loanwire_domain::Outcome;
+use loanwire_store::backend::UNIT_PANICKED;
+use loanwire_store::{App, InboxEntry, InboxQuery, Recorded, Store, StoreError, Work};
+use loanwire_top::TopDateTime;
+
+/// How a test unit ends after writing its process and inbox record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Ok,
+    Fail,
+    Panic,
+}
+
+fn unit(no: String, end: End) -> Work {
+    Box::new(move |tx| {
+        tx.put_process(&process(&no), 0)?;
+        let inbox_id = tx.append_inbox(&entry(&no))?;
+        match end {
+            End::Ok => Ok(Recorded {
+                outcome: Outcome::Applied,
+                response: "r".into(),
+                inbox_id,
+            }),
+            End::Fail => Err(StoreError::Invalid("this unit fails after writing".into())),
+            End::Panic => panic!("this unit panics after writing"),
+        }
+    })
+}
+
+/// Sends 40 units at once, every fifth ending as `bad`; checks that exactly the others stay.
+async fn batch_with_bad_units(store: Arc<dyn Store>, bad: End) -> Vec<StoreError> {
+    let handles: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let end = if i % 5 == 0 { bad } else { End::Ok };
+            tokio::spawn(async move { store.transact(unit(format!("P{i}"), end)).await })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.await.unwrap() {
+            Ok(_) => assert!(i % 5 != 0, "unit {i} should have failed"),
+            Err(e) => {
+                assert!(i % 5 == 0, "unit {i}: {e}");
+                errors.push(e);
+            }
+        }
+    }
+    for i in 0..40 {
+        let no = format!("P{i}");
+        let kept = i % 5 != 0;
+        let view = store.process_view(&key(&no)).await.unwrap();
+        assert_eq!(view.is_some(), kept, "process {no}");
+        assert_eq!(
+            store.inbox_call(&no).await.unwrap().is_some(),
+            kept,
+            "inbox {no}"
+        );
+    }
+    assert_eq!(errors.len(), 8);
+    errors
+}
+
+fn at(s: &str) -> TopDateTime {
+    TopDateTime::parse(s).unwrap()
+}
+
+on_both_backends! {
+    async fn a_failing_unit_leaves_nothing_while_its_batch_commits(db) {
+        let errors = batch_with_bad_units(db.open().unwrap(), End::Fail).await;
+        assert!(errors.iter().all(|e| matches!(e, StoreError::Invalid(_))), "{errors:?}");
+    }
+
+    async fn a_panicking_unit_fails_alone_and_leaves_nothing(db) {
+        let errors = batch_with_bad_units(db.open().unwrap(), End::Panic).await;
+        for e in errors {
+            assert!(
+                matches!(&e, StoreError::Invalid(why) if why == UNIT_PANICKED),
+                "the same answer on every backend: {e:?}"
+            );
+        }
+    }
+
+    async fn what_a_unit_committed_is_there_after_the_store_is_reopened(db) {
+        let store = db.open().unwrap();
+        store.transact(unit("kept".into(), End::Ok)).await.unwrap();
+        drop(store);
+        let store = db.open().unwrap();
+        assert!(store.inbox_call("kept").await.unwrap().is_some());
+        assert_eq!(
+            store.inbox_missing(&["kept".into(), "never".into()]).await.unwrap(),
+            vec!["never".to_string()]
+        );
+    }
+
+    async fn states_flags_and_idempotency_records_read_back_as_written(db) {
+        let store = db.open().unwrap();
+        let loan = LoanState {
+            loan_apply_no: "FI1".into(),
+            status: "OVERDUE".into(),
+            app_key: "app".into(),
+            customer_id: Some("C1".into()),
+            institution_loan_no: None,
+            last_change_time: at("2024-01-02 03:04:05"),
+            needs_reconciliation: true,
+        };
+        let flag = Flag {
+            kind: FlagKind::Gap,
+            expected_status: "NEW".into(),
+            reported_status: "NORMAL".into(),
+            after_status: "OVERDUE".into(),
+            request_id: "R1".into(),
+            change_time: at("2024-01-02 03:04:05"),
+        };
+        let mut response = serde_json::Map::new();
+        response.insert("result".into(), serde_json::json!({"success": true}));
+        let record = IdempotencyRecord { fingerprint: "f".repeat(64), response };
+        let mut p = process("P1");
+        p.fund_products = Some(vec!["a".into(), "b/c".into()]);
+        p.submit_time = Some(at("2025-01-17 16:00:00"));
+        let (l, f, r, pr) = (loan.clone(), flag.clone(), record.clone(), p.clone());
+        store
+            .transact(Box::new(move |tx| {
+                tx.put_loan(&l, std::slice::from_ref(&f), 1_000)?;
+                tx.put_idempotency("app", "R1", &r, 1_000)?;
+                tx.put_process(&pr, 1_000)?;
+                let inbox_id = tx.append_inbox(&InboxEntry {
+                    subject: Some(loanwire_domain::loan::subject("FI1")),
+                    idempotency_key: Some("R1".into()),
+                    error_code: Some(50),
+                    detail: r#"{"after_status":"OVERDUE"}"#.into(),
+                    ..entry("call-1")
+                })?;
+                Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
+            }))
+            .await
+            .unwrap();
+        let (l, r, pr) = (loan.clone(), record.clone(), p.clone());
+        store
+            .transact(Box::new(move |tx| {
+                assert_eq!(tx.loan("FI1")?, Some(l.clone()));
+                assert_eq!(tx.idempotency("app", "R1")?, Some(r.clone()));
+                assert_eq!(tx.idempotency("other", "R1")?, None);
+                assert_eq!(tx.process(&pr.key)?, Some(pr.clone()));
+                let inbox_id = tx.append_inbox(&entry("call-2"))?;
+                Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
+            }))
+            .await
+            .unwrap();
+        let view = store.loan_view("FI1").await.unwrap().expect("the loan note");
+        assert_eq!(view.reconciliation_reasons, vec![flag]);
+        assert_eq!(view.last_change_time, "2024-01-02 03:04:05");
+        assert_eq!(view.history.len(), 1);
+        assert_eq!(view.history[0].request_id, "R1");
+        assert_eq!(view.history[0].error_code, Some(50));
+        assert_eq!(view.history[0].detail["after_status"], "OVERDUE");
+        let view = store.process_view(&p.key).await.unwrap().expect("the process");
+        assert_eq!(view.fund_products, p.fund_products);
+        assert_eq!(view.submit_time.as_deref(), Some("2025-01-17 16:00:00"));
+    }
+
+    async fn the_inbox_filters_pages_newest_first_and_clamps_its_limit(db) {
+        let store = db.open().unwrap();
+        for i in 0..5 {
+            let outcome = if i % 2 == 0 { Outcome::Applied } else { Outcome::Refused };
+            store
+                .transact(Box::new(move |tx| {
+                    let inbox_id = tx.append_inbox(&InboxEntry { outcome, ..entry(&format!("c{i}")) })?;
+                    Ok(Recorded { outcome, response: "r".into(), inbox_id })
+                }))
+                .await
+                .unwrap();
+        }
+        let ids = |records: Vec<loanwire_store::InboxRecord>| -> Vec<String> {
+            records.into_iter().map(|r| r.call_id).collect()
+        };
+        let q = InboxQuery { limit: 10, ..InboxQuery::default() };
+        let all = store.inbox(&q).await.unwrap();
+        assert_eq!(ids(all.clone()), ["c4", "c3", "c2", "c1", "c0"]);
+        let applied = InboxQuery { outcome: Some(Outcome::Applied), ..q.clone() };
+        assert_eq!(ids(store.inbox(&applied).await.unwrap()), ["c4", "c2", "c0"]);
+        let page = InboxQuery { before_id: Some(all[1].id), limit: 2, ..q.clone() };
+        assert_eq!(ids(store.inbox(&page).await.unwrap()), ["c2", "c1"]);
+        let none = InboxQuery { app_key: Some("nobody".into()), ..q.clone() };
+        assert!(store.inbox(&none).await.unwrap().is_empty());
+        let huge = InboxQuery { limit: u32::MAX, ..q };
+        assert_eq!(store.inbox(&huge).await.unwrap().len(), 5);
+    }
+
+    async fn apps_are_created_once_and_updated_only_when_they_exist(db) {
+        let store = db.open().unwrap();
+        let app = App {
+            app_key: "12345678".into(),
+            name: "Bank A".into(),
+            secret: "s".into(),
+            previous_secret: Some("old".into()),
+            previous_secret_expires_ms: Some(9),
+            channels: Some(vec!["wzzx".into()]),
+            methods: None,
+            rate_limit: Some(200),
+            enabled: true,
+            created_ms: 1,
+            updated_ms: 2,
+        };
+        store.create_app(&app).await.unwrap();
+        assert_eq!(store.app("12345678").await.unwrap(), Some(app.clone()));
+        let again = store.create_app(&app).await.unwrap_err();
+        assert!(again.to_string().contains("already exists"), "{again}");
+        let changed = App { enabled: false, rate_limit: None, ..app.clone() };
+        store.update_app(&changed).await.unwrap();
+        assert_eq!(store.apps().await.unwrap(), vec![changed]);
+        let missing = App { app_key: "nope".into(), ..app };
+        let e = store.update_app(&missing).await.unwrap_err();
+        assert!(e.to_string().contains("no app"), "{e}");
+    }
+
+    async fn a_database_from_a_newer_loanwire_is_refused_with_a_clear_message(db) {
+        drop(db.open().unwrap());
+        db.exec(match &db {
+            TestDb::Sqlite(_) => "PRAGMA user_version = 99",
+            TestDb::Postgres { .. } => "INSERT INTO loanwire_migrations (version) VALUES (99)",
+        });
+        let err = db.open().err().expect("refused");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
