@@ -58,21 +58,24 @@ pub fn backend_available() -> bool {
         Backend::Postgres => {
             let set = std::env::var(PG_URL_VAR).is_ok_and(|v| !v.is_empty());
             if !set {
-                // Straight to the stderr descriptor: the harness would swallow `eprintln!` of a
-                // passing test, and a skip must be seen.
-                use std::io::Write;
-                let test = std::thread::current()
-                    .name()
-                    .unwrap_or("a test")
-                    .to_string();
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test} (PostgreSQL): set {PG_URL_VAR}=postgres://user@host/db to run it"
-                );
+                skipped(&format!(
+                    "PostgreSQL: set {PG_URL_VAR}=postgres://user@host/db to run it"
+                ));
             }
             set
         }
     }
+}
+
+/// Says that the running test skips, and why. Straight to the stderr descriptor: the harness
+/// swallows `eprintln!` of a passing test, and a skip must be seen.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// Returns from the test when its backend is not available here.
@@ -510,6 +513,8 @@ pub fn change(
     }
 }
 
+/// Polls `probe` until it holds, for at most two seconds (100 probes 20 ms apart): a bounded
+/// wait for something the test cannot be told about (a cache expiring, a server restarting).
 pub async fn eventually<F, Fut>(mut probe: F) -> bool
 where
     F: FnMut() -> Fut,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,7 +140,7 @@ impl Drop for Server {
 async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals_itself() {
     crate::skip_unless_backend!();
     let Some(bin) = pg_bindir() else {
-        eprintln!("SKIPPED: no PostgreSQL server binaries (initdb) on this machine");
+        crate::helpers::skipped("no PostgreSQL server binaries (initdb) on this machine");
         return;
     };
     let server = Server::create(bin);
@@ -151,10 +151,14 @@ async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals
     let app = spawn_in(dir, config, None).await;
 
     let stop = Arc::new(AtomicBool::new(false));
+    // What the workers have seen so far, for the test to wait on instead of sleeping.
+    let acks = Arc::new(AtomicU32::new(0));
+    let refusals = Arc::new(AtomicU32::new(0));
     let mut workers = Vec::new();
     for w in 0..8 {
         let client = app.client();
         let stop = stop.clone();
+        let (acks, refusals) = (acks.clone(), refusals.clone());
         workers.push(tokio::spawn(async move {
             let (mut acked, mut isp, mut n) = (Vec::new(), 0u32, 0u32);
             while !stop.load(Ordering::Relaxed) {
@@ -167,10 +171,13 @@ async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals
                     &format!("o{w}-{n}"),
                 );
                 match client.call(&req).await {
-                    Ok(outcome) => acked.push((
-                        outcome.reply().request_id.clone().unwrap(),
-                        format!("FI-o{w}-{n}"),
-                    )),
+                    Ok(outcome) => {
+                        acked.push((
+                            outcome.reply().request_id.clone().unwrap(),
+                            format!("FI-o{w}-{n}"),
+                        ));
+                        acks.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(ClientError::Top { error, .. }) => {
                         assert!(
                             error.sub_code.as_deref().unwrap_or("").starts_with("isp."),
@@ -178,6 +185,8 @@ async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals
                         );
                         assert_eq!(error.code, 15);
                         isp += 1;
+                        refusals.fetch_add(1, Ordering::Relaxed);
+                        // Pace retries like a client backing off, not a synchronisation.
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     Err(other) => panic!("a call failed other than with an isp. error: {other}"),
@@ -186,7 +195,11 @@ async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals
             (acked, isp)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let calls_flow = until(Duration::from_secs(30), || {
+        acks.load(Ordering::Relaxed) >= 50
+    })
+    .await;
+    assert!(calls_flow, "calls were not acknowledged before the outage");
     server.stop();
     let http = reqwest::Client::new();
     let not_ready = eventually(|| async {
@@ -201,7 +214,14 @@ async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals
         not_ready,
         "/readyz kept answering ready while the database was down"
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let refused_meanwhile = until(Duration::from_secs(30), || {
+        refusals.load(Ordering::Relaxed) >= 20
+    })
+    .await;
+    assert!(
+        refused_meanwhile,
+        "calls were not refused during the outage"
+    );
     server.start();
     let mut ready = false;
     for _ in 0..100 {
@@ -218,7 +238,15 @@ async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "the gateway did not recover");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = acks.load(Ordering::Relaxed);
+    let flowing_again = until(Duration::from_secs(30), || {
+        acks.load(Ordering::Relaxed) >= before + 50
+    })
+    .await;
+    assert!(
+        flowing_again,
+        "calls were not acknowledged after the recovery"
+    );
     stop.store(true, Ordering::Relaxed);
 
     let mut acked = Vec::new();
@@ -248,4 +276,16 @@ async fn a_database_outage_refuses_calls_with_isp_errors_loses_nothing_and_heals
         .await
         .unwrap()
         .is_accepted());
+}
+
+/// Polls `done` every 10 ms until it holds or `limit` passes; whether it held.
+async fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
 }
