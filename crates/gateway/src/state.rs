@@ -20,12 +20,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// Partner apps, read through a short-lived cache: `loanwire app …` may change them from
-/// another process (or another gateway instance), and the change must take effect without a
-/// restart, while the hot path must not read the database for every call.
 /// When the record was read, and the app (`None`: no such app).
 type CachedApp = (Instant, Option<Arc<App>>);
 
+/// Partner apps, read through a short-lived cache: `loanwire app …` may change them from
+/// another process (or another gateway instance), and the change must take effect without a
+/// restart, while the hot path must not read the database for every call.
 pub struct AppCache {
     ttl: Duration,
     entries: RwLock<HashMap<String, CachedApp>>,

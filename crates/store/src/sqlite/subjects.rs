@@ -21,7 +21,7 @@ pub(super) fn marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
 /// the new mark go in together or not at all (an entry beyond the mark would be read twice): the
 /// caller runs this first in its transaction and rolls the transaction back if it fails. Neither
 /// a savepoint nor a statement journal is needed for that — and either one copies every index
-/// page the chunk touches into the sub-journal first, which was nearly half of the step's cost.
+/// page the chunk touches into the sub-journal first, close to half of the step's cost.
 /// `OR FAIL` is what spares the statement journal; the keys are new, so it never fires.
 pub(super) fn index_tail(conn: &Connection, after: i64, upto: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(

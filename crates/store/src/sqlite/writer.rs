@@ -154,7 +154,8 @@ impl Running {
             // that the transaction about to begin starts the WAL over. If the checkpoint thread
             // was copying at that moment, or not every frame could be copied, the WAL cannot
             // start over now: ask again before the next batch rather than wait for the
-            // checkpoint thread to ask — under load the two kept colliding and the WAL grew.
+            // checkpoint thread to ask, which under load meets the writer's copy again and
+            // again while the WAL grows.
             match passive_checkpoint(&self.w.conn) {
                 Ok(Checkpointed::Frames { frames, copied }) if copied == frames => {}
                 Ok(_) => self.w.restart_wal.store(true, Ordering::Relaxed),
