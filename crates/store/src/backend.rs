@@ -3,7 +3,8 @@
 //! A backend holds its SQL, its connections and its writer. It implements:
 //! - [`TxRows`]: the row reads and writes of one unit of work, on its writing connection;
 //!   [`Tx`] follows from it (mapping rows to domain states is shared);
-//! - [`Reader`]: the reads of the read API and app management, on a reading connection;
+//! - [`Queries`]: the read API's reads and app management, on a pooled connection (not the
+//!   writer's: app changes are rare and made by other processes too);
 //! - [`Backend`]: how units of work reach its writer and reads reach its readers;
 //!   [`Store`] follows from it.
 
@@ -172,9 +173,9 @@ pub fn inbox_query_sql(q: &InboxQuery, placeholder: fn(usize) -> String) -> (Str
     (sql, args)
 }
 
-/// The reads of the read API and of app management, in a backend's SQL, on one of its
-/// reading connections.
-pub trait Reader {
+/// The read API's reads and app management, in a backend's SQL, on one of its pooled
+/// connections.
+pub trait Queries {
     fn app(&mut self, app_key: &str) -> Result<Option<AppRow>, StoreError>;
     fn apps(&mut self) -> Result<Vec<AppRow>, StoreError>;
     /// `false` when the key is taken (nothing written).
@@ -192,16 +193,16 @@ pub trait Reader {
 /// How work reaches a backend's threads.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    type Reader: Reader;
+    type Queries: Queries;
 
     /// Hands a unit of work to the writer; answers once it is durably committed.
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError>;
 
-    /// Runs `f` on a reading connection, off the async threads.
-    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    /// Runs `f` on a pooled connection (not the writer's), off the async threads.
+    async fn query<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Self::Reader) -> Result<R, StoreError> + Send + 'static;
+        F: FnOnce(&mut Self::Queries) -> Result<R, StoreError> + Send + 'static;
 
     /// Why the backend takes no work at all now, if it does not (checked by `ping`).
     fn stopped(&self) -> Option<StoreError> {
@@ -217,18 +218,18 @@ impl<B: Backend> Store for B {
 
     async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError> {
         let key = app_key.to_string();
-        self.read(move |r| r.app(&key)?.map(AppRow::into_app).transpose())
+        self.query(move |r| r.app(&key)?.map(AppRow::into_app).transpose())
             .await
     }
 
     async fn apps(&self) -> Result<Vec<App>, StoreError> {
-        self.read(|r| r.apps()?.into_iter().map(AppRow::into_app).collect())
+        self.query(|r| r.apps()?.into_iter().map(AppRow::into_app).collect())
             .await
     }
 
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
         let row = AppRow::of(app);
-        self.read(move |r| match r.insert_app(&row)? {
+        self.query(move |r| match r.insert_app(&row)? {
             true => Ok(()),
             false => Err(app_exists(&row.app_key)),
         })
@@ -237,7 +238,7 @@ impl<B: Backend> Store for B {
 
     async fn update_app(&self, app: &App) -> Result<(), StoreError> {
         let row = AppRow::of(app);
-        self.read(move |r| match r.update_app(&row)? {
+        self.query(move |r| match r.update_app(&row)? {
             true => Ok(()),
             false => Err(no_app(&row.app_key)),
         })
@@ -246,19 +247,19 @@ impl<B: Backend> Store for B {
 
     async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError> {
         let no = loan_apply_no.to_string();
-        self.read(move |r| r.loan(&no)?.map(|s| s.into_view(&no)).transpose())
+        self.query(move |r| r.loan(&no)?.map(|s| s.into_view(&no)).transpose())
             .await
     }
 
     async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError> {
         let key = key.clone();
-        self.read(move |r| r.process(&key)?.map(|s| s.into_view(&key)).transpose())
+        self.query(move |r| r.process(&key)?.map(|s| s.into_view(&key)).transpose())
             .await
     }
 
     async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
         let q = query.clone();
-        self.read(move |r| {
+        self.query(move |r| {
             Ok(r.inbox(&q)?
                 .into_iter()
                 .map(InboxRow::into_record)
@@ -269,20 +270,20 @@ impl<B: Backend> Store for B {
 
     async fn inbox_call(&self, call_id: &str) -> Result<Option<InboxRecord>, StoreError> {
         let id = call_id.to_string();
-        self.read(move |r| Ok(r.inbox_call(&id)?.map(InboxRow::into_record)))
+        self.query(move |r| Ok(r.inbox_call(&id)?.map(InboxRow::into_record)))
             .await
     }
 
     async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError> {
         let ids = call_ids.to_vec();
-        self.read(move |r| r.inbox_missing(&ids)).await
+        self.query(move |r| r.inbox_missing(&ids)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         if let Some(e) = self.stopped() {
             return Err(e);
         }
-        self.read(|r| r.ping()).await
+        self.query(|r| r.ping()).await
     }
 }
 

@@ -48,34 +48,18 @@ pub enum Backend {
     Postgres,
 }
 
-pub const PG_URL_VAR: &str = "LOANWIRE_TEST_DATABASE_URL";
-
-/// Whether the suite's backend can run here; a PostgreSQL suite without
-/// `LOANWIRE_TEST_DATABASE_URL` says that it skips, and which variable enables it.
-pub fn backend_available() -> bool {
+/// The test database when the suite runs against PostgreSQL; `None` (having said SKIPPED) when
+/// this suite's backend cannot run here.
+fn suite_database() -> Option<Option<String>> {
     match crate::BACKEND {
-        Backend::Sqlite => true,
-        Backend::Postgres => {
-            let set = std::env::var(PG_URL_VAR).is_ok_and(|v| !v.is_empty());
-            if !set {
-                skipped(&format!(
-                    "PostgreSQL: set {PG_URL_VAR}=postgres://user@host/db to run it"
-                ));
-            }
-            set
-        }
+        Backend::Sqlite => Some(None),
+        Backend::Postgres => loanwire_testkit::pg_url().map(Some),
     }
 }
 
-/// Says that the running test skips, and why. Straight to the stderr descriptor: the harness
-/// swallows `eprintln!` of a passing test, and a skip must be seen.
-pub fn skipped(why: &str) {
-    use std::io::Write;
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_string();
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+/// Whether the suite's backend can run here; says SKIPPED, with the reason, when not.
+pub fn backend_available() -> bool {
+    suite_database().is_some()
 }
 
 /// Returns from the test when its backend is not available here.
@@ -88,51 +72,7 @@ macro_rules! skip_unless_backend {
     };
 }
 
-/// Runs `f` with a blocking PostgreSQL client, on a thread of its own (the blocking client
-/// cannot run on the async runtime's threads).
-pub fn with_pg<R: Send + 'static>(
-    url: &str,
-    f: impl FnOnce(&mut postgres::Client) -> R + Send + 'static,
-) -> R {
-    let url = url.to_string();
-    std::thread::spawn(move || {
-        let mut client =
-            postgres::Client::connect(&url, postgres::NoTls).expect("the test database answers");
-        f(&mut client)
-    })
-    .join()
-    .unwrap()
-}
-
-/// A fresh schema of the test database, as a URL whose connections use it.
-pub fn fresh_pg_schema() -> (String, String) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var(PG_URL_VAR).expect("checked by backend_available");
-    let schema = format!(
-        "lw_t{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        rand_suffix()
-    );
-    let create = format!("CREATE SCHEMA {schema}");
-    with_pg(&base, move |c| c.batch_execute(&create).unwrap());
-    let sep = if base.contains('?') { '&' } else { '?' };
-    (
-        format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-        schema,
-    )
-}
-
-fn rand_suffix() -> String {
-    format!(
-        "{:08x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
+pub use loanwire_testkit::{skipped, with_pg};
 
 /// The format the SDK asks for: JSON in the SQLite suite, XML in the PostgreSQL one, so that
 /// every rule is checked through both envelopes.
@@ -152,7 +92,10 @@ pub fn test_config(dir: &TempDir) -> Config {
         ..Config::default()
     };
     if crate::BACKEND == Backend::Postgres {
-        config.database = Some(fresh_pg_schema().0);
+        let base = suite_database()
+            .flatten()
+            .expect("a PostgreSQL test checks skip_unless_backend! first");
+        config.database = Some(loanwire_testkit::fresh_pg_schema(&base));
     }
     config
 }

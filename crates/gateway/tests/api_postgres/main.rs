@@ -1,7 +1,7 @@
 //! The gateway suite of `tests/api`, the same files, against PostgreSQL; plus what only a shared
 //! database has: several instances, and the database going away and coming back.
-//! Runs when `LOANWIRE_TEST_DATABASE_URL` names a PostgreSQL database (`.ci/run` sets it);
-//! without it every test here says it is skipped.
+//! Runs against `LOANWIRE_TEST_DATABASE_URL`, else the PostgreSQL on 127.0.0.1:5432 (database
+//! `test`) when one answers; without either, every test here says SKIPPED and why.
 
 pub const BACKEND: helpers::Backend = helpers::Backend::Postgres;
 

@@ -13,7 +13,7 @@
 
 mod conn;
 mod migrate;
-mod read;
+mod queries;
 mod tx;
 mod writer;
 
@@ -120,7 +120,7 @@ impl PgStore {
 
 #[async_trait]
 impl Backend for PgStore {
-    type Reader = Conn;
+    type Queries = Conn;
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -135,7 +135,7 @@ impl Backend for PgStore {
             .map_err(|_| unavailable("the writers have stopped"))?
     }
 
-    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    async fn query<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Conn) -> Result<R, StoreError> + Send + 'static,

@@ -1,13 +1,14 @@
 //! The embedded backend: one SQLite file in WAL mode.
 //!
-//! Every unit of work goes to one writer thread, which owns the only writing connection and
+//! Every unit of work goes to one writer thread, which owns the connection that runs them and
 //! commits whatever units are waiting in one transaction (group commit): units that touch the
 //! same process or loan note are serialised by construction, and one `fdatasync` serves many
 //! calls. A unit's answer is released only once its commit is on disk (see `writer`).
-//! Checkpoints run on a thread of their own (see `checkpoint`). Reads use their own connections.
+//! Checkpoints run on a thread of their own (see `checkpoint`). Reads and app changes use pooled
+//! connections of their own (see `queries`).
 
 mod checkpoint;
-mod read;
+mod queries;
 mod subjects;
 mod tx;
 mod writer;
@@ -202,7 +203,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl Backend for SqliteStore {
-    type Reader = Connection;
+    type Queries = Connection;
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
         if let Some(why) = self.failure.get() {
@@ -219,7 +220,7 @@ impl Backend for SqliteStore {
     }
 
     /// Runs `f` on a pooled reader connection, off the async threads.
-    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    async fn query<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,

@@ -57,44 +57,16 @@ pub enum TestDb {
     Postgres { url: String },
 }
 
-pub const PG_URL_VAR: &str = "LOANWIRE_TEST_DATABASE_URL";
-
 impl TestDb {
     pub fn sqlite() -> TestDb {
         TestDb::Sqlite(tempfile::tempdir().unwrap())
     }
 
-    /// `None`, after saying so on stderr, when no PostgreSQL database is configured.
+    /// A fresh schema of the test database; `None`, after saying SKIPPED, without one.
     pub fn postgres() -> Option<TestDb> {
-        let Some(base) = std::env::var(PG_URL_VAR).ok().filter(|v| !v.is_empty()) else {
-            // Straight to the descriptor: the harness swallows the output of a passing test,
-            // and a skip must be seen.
-            use std::io::Write;
-            let test = std::thread::current()
-                .name()
-                .unwrap_or("a test")
-                .to_string();
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test} (PostgreSQL): set {PG_URL_VAR}=postgres://user@host/db to run it"
-            );
-            return None;
-        };
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let schema = format!(
-            "lw_ts{}_{}_{nanos:08x}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        Self::pg_exec(&base, &format!("CREATE SCHEMA {schema}"));
-        let sep = if base.contains('?') { '&' } else { '?' };
+        let base = loanwire_testkit::pg_url()?;
         Some(TestDb::Postgres {
-            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+            url: loanwire_testkit::fresh_pg_schema(&base),
         })
     }
 
@@ -115,19 +87,11 @@ impl TestDb {
                 let db = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
                 db.execute_batch(sql).unwrap();
             }
-            TestDb::Postgres { url } => Self::pg_exec(url, sql),
+            TestDb::Postgres { url } => {
+                let sql = sql.to_string();
+                loanwire_testkit::with_pg(url, move |c| c.batch_execute(&sql).unwrap());
+            }
         }
-    }
-
-    /// On a thread of its own: the blocking client cannot run on the async runtime's threads.
-    fn pg_exec(url: &str, sql: &str) {
-        let (url, sql) = (url.to_string(), sql.to_string());
-        std::thread::spawn(move || {
-            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            c.batch_execute(&sql).unwrap();
-        })
-        .join()
-        .unwrap();
     }
 }
 

@@ -1,4 +1,4 @@
-//! Reads for operators and app management, on reader connections.
+//! The read API's reads and app management, on pooled connections.
 
 use loanwire_domain::loan;
 use loanwire_domain::process::ProcessKey;
@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::subjects::SUBJECT_IDS;
 use super::tx::{loan_row, process_row};
-use crate::backend::{inbox_query_sql, Reader, SqlArg};
+use crate::backend::{inbox_query_sql, Queries, SqlArg};
 use crate::rows::{AppRow, InboxRow, LoanSnapshot, ProcessSnapshot, INBOX_COLUMNS};
 use crate::{InboxQuery, StoreError};
 
@@ -55,7 +55,7 @@ fn history(c: &Connection, subject: &str) -> Result<Vec<InboxRow>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-impl Reader for Connection {
+impl Queries for Connection {
     fn app(&mut self, key: &str) -> Result<Option<AppRow>, StoreError> {
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {APP_COLUMNS} FROM apps WHERE app_key = ?1"

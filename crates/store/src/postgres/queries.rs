@@ -1,4 +1,4 @@
-//! Reads for operators and app management, on reader connections.
+//! The read API's reads and app management, on pooled connections.
 
 use loanwire_domain::loan;
 use loanwire_domain::process::ProcessKey;
@@ -6,7 +6,7 @@ use postgres::{IsolationLevel, Row, Transaction};
 
 use super::conn::{statement, unavailable, Conn};
 use super::tx::{loan_row, process_row};
-use crate::backend::{inbox_query_sql, Reader, SqlArg};
+use crate::backend::{inbox_query_sql, Queries, SqlArg};
 use crate::rows::{AppRow, InboxRow, LoanSnapshot, ProcessSnapshot, INBOX_COLUMNS};
 use crate::{InboxQuery, StoreError};
 
@@ -72,7 +72,7 @@ fn snapshot(conn: &mut Conn) -> Result<Transaction<'_>, StoreError> {
         .map_err(unavailable)
 }
 
-impl Reader for Conn {
+impl Queries for Conn {
     fn app(&mut self, key: &str) -> Result<Option<AppRow>, StoreError> {
         let (client, stmts) = self.parts()?;
         let s = statement(
