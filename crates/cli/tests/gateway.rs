@@ -30,7 +30,12 @@ fn bin() -> Command {
 }
 
 fn start(data_dir: &std::path::Path) -> Gateway {
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
     let mut child = bin()
+        .envs(envs.iter().copied())
         .args([
             "serve",
             "--sandbox",
@@ -266,4 +271,65 @@ fn bad_configuration_is_refused_at_start_with_a_clear_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_body_bytes"));
+}
+
+#[test]
+fn sigterm_stops_within_the_grace_even_with_a_half_sent_request_open() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = start_with(dir.path(), &[("LOANWIRE_SHUTDOWN_GRACE_SECS", "2")]);
+    let addr = g
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/router/rest")
+        .to_string();
+    // A request whose body never finishes: the gateway would wait 30 s (body_timeout_secs).
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"POST /router/rest HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nuser=3")
+        .unwrap();
+    // The gateway has the request once a normal call on another connection is answered after it.
+    let (code, _, err) = run(
+        &g,
+        &[
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "3",
+            "--user-id",
+            "3",
+            "--status",
+            "IN_PROCESSING",
+            "--type",
+            "CREDIT",
+            "--process-no",
+            "P-term",
+            "--channel-id",
+            "wzzx",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &g.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = g.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(15),
+            "still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = signalled.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "took {took:?} with a 2 s grace"
+    );
+    drop(half);
 }

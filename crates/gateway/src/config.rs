@@ -31,6 +31,17 @@ pub struct Config {
     pub max_params: usize,
     /// Seconds a request body may take to arrive.
     pub body_timeout_secs: u64,
+    /// Seconds a connection may take to send a request's headers; on a keep-alive connection
+    /// also the longest it may stay idle between calls.
+    pub header_timeout_secs: u64,
+    /// Most connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Seconds a shutdown waits for calls in flight before closing what is left.
+    pub shutdown_grace_secs: u64,
+    /// Create the database when the data directory has none (`--init`); otherwise a missing
+    /// database stops the gateway at start, rather than an empty one replacing it unnoticed.
+    #[serde(skip)]
+    pub init: bool,
     /// Allowed distance between a call's `timestamp` (and a `change_time`) and the gateway's clock.
     pub timestamp_skew_secs: u64,
     /// Calls per second per app when the app has no limit of its own; 0: unlimited.
@@ -57,6 +68,10 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             max_params: 64,
             body_timeout_secs: 30,
+            header_timeout_secs: 10,
+            max_connections: 1024,
+            shutdown_grace_secs: 30,
+            init: false,
             timestamp_skew_secs: 600,
             default_rate_limit: 0,
             app_cache_ms: 1000,
@@ -123,6 +138,9 @@ impl Config {
                 "LOANWIRE_MAX_BODY_BYTES" => self.max_body_bytes = num(&name, &v)?,
                 "LOANWIRE_MAX_PARAMS" => self.max_params = num(&name, &v)?,
                 "LOANWIRE_BODY_TIMEOUT_SECS" => self.body_timeout_secs = num(&name, &v)?,
+                "LOANWIRE_HEADER_TIMEOUT_SECS" => self.header_timeout_secs = num(&name, &v)?,
+                "LOANWIRE_MAX_CONNECTIONS" => self.max_connections = num(&name, &v)?,
+                "LOANWIRE_SHUTDOWN_GRACE_SECS" => self.shutdown_grace_secs = num(&name, &v)?,
                 "LOANWIRE_TIMESTAMP_SKEW_SECS" => self.timestamp_skew_secs = num(&name, &v)?,
                 "LOANWIRE_DEFAULT_RATE_LIMIT" => self.default_rate_limit = num(&name, &v)?,
                 "LOANWIRE_APP_CACHE_MS" => self.app_cache_ms = num(&name, &v)?,
@@ -156,6 +174,12 @@ impl Config {
         }
         if self.body_timeout_secs == 0 {
             return bad("body_timeout_secs must be positive".into());
+        }
+        if self.header_timeout_secs == 0 {
+            return bad("header_timeout_secs must be positive".into());
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be positive".into());
         }
         if self.timestamp_skew_secs == 0 {
             return bad("timestamp_skew_secs must be positive".into());

@@ -5,7 +5,8 @@
 //! - [`apis`]: one module per API (parse → validate → decide and apply in the store → render);
 //! - [`errors`]: every TOP error the gateway builds, one constructor each;
 //! - [`admin`]: the operators' read API; [`ops`]: health and metrics;
-//! - [`startup`]: building and running the application from a [`config::Config`].
+//! - [`startup`]: building and running the application from a [`config::Config`];
+//! - [`server`]: the HTTP loop, with every stage of a connection timed and their number capped.
 
 pub mod admin;
 pub mod apis;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod ops;
 pub mod rest;
 pub mod sandbox;
+pub mod server;
 pub mod startup;
 pub mod state;
 

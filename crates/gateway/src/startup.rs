@@ -108,14 +108,18 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight calls finish
-    /// (each answers only after its commit) and returns.
+    /// (each answers only after its commit) and returns, within `shutdown_grace_secs`.
     pub async fn run_until<F>(self, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let cfg = &self.state.config;
+        let limits = crate::server::ServerLimits {
+            header_timeout: Duration::from_secs(cfg.header_timeout_secs),
+            max_connections: cfg.max_connections,
+            grace: Duration::from_secs(cfg.shutdown_grace_secs),
+        };
+        crate::server::serve(self.listener, self.router, limits, shutdown).await
     }
 }
 

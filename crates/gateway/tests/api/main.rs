@@ -7,6 +7,7 @@ pub const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 
 mod callback;
 mod concurrency;
+mod connections;
 mod durability;
 mod helpers;
 mod loan_change;
