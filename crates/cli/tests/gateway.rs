@@ -333,3 +333,43 @@ fn sigterm_stops_within_the_grace_even_with_a_half_sent_request_open() {
     );
     drop(half);
 }
+
+#[test]
+fn a_data_directory_without_a_database_is_refused_unless_init_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("typo");
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&data.join("loanwire.db").display().to_string()) && err.contains("--init"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing is created without --init");
+    let out = bin()
+        .args(["app", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no loanwire database"));
+    assert!(!data.exists(), "reading apps creates nothing");
+    let out = bin()
+        .args(["app", "create", "--name", "Bank A", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        data.join("loanwire.db").exists(),
+        "app create sets a gateway up"
+    );
+}

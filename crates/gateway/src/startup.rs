@@ -22,14 +22,19 @@ use crate::{admin, ops, rest};
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(
+        "there is no loanwire database at {}: start with --init to create one there (or --sandbox for a local sandbox)",
+        .0.display()
+    )]
+    NoDatabase(std::path::PathBuf),
     #[error("cannot open the database: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Opens the store the configuration names: PostgreSQL when `database` is set, else SQLite
-/// in `data_dir`.
+/// in `data_dir`, created there only with `init` or `sandbox`.
 pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Store>, StoreError> {
     let batches = metrics.batch_size.clone();
     if let Some(url) = &config.database {
@@ -42,6 +47,7 @@ pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Sto
         return Ok(Arc::new(PgStore::open(url, options)?));
     }
     let options = SqliteOptions {
+        create: config.init || config.sandbox,
         max_batch: config.max_batch,
         on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),
         busy_timeout: Duration::from_millis(config.sqlite_busy_timeout_ms),
@@ -79,7 +85,10 @@ impl Application {
     pub async fn build(config: Config, listener: TcpListener) -> Result<Application, StartError> {
         config.validate()?;
         let metrics = Arc::new(Metrics::default());
-        let store = open_store(&config, &metrics)?;
+        let store = open_store(&config, &metrics).map_err(|e| match e {
+            StoreError::Missing(path) => StartError::NoDatabase(path),
+            other => StartError::Store(other),
+        })?;
         Ok(Application::with_store(config, store, metrics, listener))
     }
 

@@ -9,6 +9,7 @@
 //!   [`Store`] follows from it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use loanwire_domain::idempotency::IdempotencyRecord;
@@ -132,6 +133,31 @@ pub fn check_schema_version(found: i64, known: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether the last batch a writer tried to commit made it: while commits fail (disk full, the
+/// database refusing), the store is not ready, even if it still answers queries.
+#[derive(Debug, Default)]
+pub struct CommitHealth {
+    failing: Mutex<Option<String>>,
+}
+
+impl CommitHealth {
+    pub fn committed(&self) {
+        let mut failing = self.failing.lock().expect("commit health");
+        if failing.take().is_some() {
+            tracing::info!("commits succeed again");
+        }
+    }
+
+    pub fn failed(&self, why: &str) {
+        *self.failing.lock().expect("commit health") = Some(why.to_string());
+    }
+
+    /// Why the last commit failed, if it did.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().expect("commit health").clone()
+    }
+}
+
 /// One argument of a query built at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqlArg {
@@ -208,6 +234,9 @@ pub trait Backend: Send + Sync + 'static {
     fn stopped(&self) -> Option<StoreError> {
         None
     }
+
+    /// Whether its writers' last commits succeeded (checked by `ping`).
+    fn commits(&self) -> &CommitHealth;
 }
 
 #[async_trait]
@@ -282,6 +311,11 @@ impl<B: Backend> Store for B {
     async fn ping(&self) -> Result<(), StoreError> {
         if let Some(e) = self.stopped() {
             return Err(e);
+        }
+        if let Some(why) = self.commits().failing() {
+            return Err(StoreError::Unavailable(format!(
+                "the last commit failed: {why}"
+            )));
         }
         self.query(|r| r.ping()).await
     }

@@ -30,6 +30,9 @@ pub enum StoreError {
     /// The request to the store itself is wrong (an unknown app to update, a bad value).
     #[error("{0}")]
     Invalid(String),
+    /// There is no database where one was expected, and creating one was not asked for.
+    #[error("there is no loanwire database at {}", .0.display())]
+    Missing(std::path::PathBuf),
     /// Another writer got there first (a row created concurrently, a deadlock victim): the unit
     /// of work is rolled back and run again, and then sees what the other one committed.
     #[error("concurrent change, retry: {0}")]
@@ -91,6 +94,7 @@ pub trait Store: Send + Sync + 'static {
     /// Of the given call `request_id`s, those the inbox does not hold.
     async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError>;
 
-    /// Whether the database answers.
+    /// Whether the store can take calls now: the database answers, its last commit succeeded,
+    /// and it has not stopped (a failed disk sync, its files removed).
     async fn ping(&self) -> Result<(), StoreError>;
 }

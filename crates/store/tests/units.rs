@@ -235,4 +235,35 @@ on_both_backends! {
         let err = db.open().err().expect("refused");
         assert!(err.to_string().contains("newer"), "{err}");
     }
+
+    async fn the_store_is_not_ready_while_commits_fail_and_is_again_after_one_succeeds(db) {
+        let store = db.open().unwrap();
+        store.ping().await.unwrap();
+        // A constraint checked only at COMMIT, broken by every inbox record: each batch's
+        // statements succeed and its commit fails, as on a full disk.
+        db.exec(match &db {
+            TestDb::Sqlite(_) => {
+                "CREATE TABLE refuse (id INTEGER REFERENCES nowhere_parent(id) DEFERRABLE INITIALLY DEFERRED);
+                 CREATE TABLE nowhere_parent (id INTEGER PRIMARY KEY);
+                 CREATE TRIGGER refuse_commits AFTER INSERT ON inbox BEGIN INSERT INTO refuse VALUES (-1); END;"
+            }
+            TestDb::Postgres { .. } => {
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+                     $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+                 CREATE CONSTRAINT TRIGGER refuse_commits AFTER INSERT ON inbox
+                     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();"
+            }
+        });
+        let failed = store.transact(unit("F1".into(), End::Ok)).await;
+        assert!(matches!(failed, Err(StoreError::Unavailable(_))), "{failed:?}");
+        assert!(store.inbox_call("F1").await.unwrap().is_none(), "nothing of it stays");
+        let e = store.ping().await.unwrap_err();
+        assert!(e.to_string().contains("last commit failed"), "{e}");
+        db.exec("DROP TRIGGER refuse_commits ON inbox".trim_end_matches(match &db {
+            TestDb::Sqlite(_) => " ON inbox",
+            TestDb::Postgres { .. } => "",
+        }));
+        store.transact(unit("F2".into(), End::Ok)).await.unwrap();
+        store.ping().await.unwrap();
+    }
 }

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use loanwire_gateway::apps::{self, NewApp};
 use loanwire_gateway::metrics::Metrics;
 use loanwire_gateway::startup::open_store;
-use loanwire_store::App;
+use loanwire_store::{App, StoreError};
 use serde_json::json;
 
 #[derive(Args)]
@@ -95,9 +95,19 @@ pub fn run(args: AppArgs) -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
+    // Registering the first app is how an operator sets up a gateway: it may create the
+    // database; nothing else here may.
+    config.init = matches!(args.command, AppCommand::Create { .. });
     runtime.block_on(async move {
         let store = match open_store(&config, &Arc::new(Metrics::default())) {
             Ok(s) => s,
+            Err(StoreError::Missing(path)) => {
+                eprintln!(
+                    "error: there is no loanwire database at {}: `loanwire app create` or `loanwire serve --init` creates it",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;

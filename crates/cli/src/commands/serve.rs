@@ -24,6 +24,9 @@ pub struct ServeArgs {
     /// Partner sandbox: a demo app, an admin token, signing hints on "Invalid signature".
     #[arg(long)]
     sandbox: bool,
+    /// Create the database when the data directory has none (the first start of a gateway).
+    #[arg(long)]
+    init: bool,
     /// Bearer token of the read API (LOANWIRE_ADMIN_TOKEN).
     #[arg(long)]
     admin_token: Option<String>,
@@ -55,6 +58,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         config.database = Some(url);
     }
     config.sandbox |= args.sandbox;
+    config.init |= args.init;
     if let Some(t) = args.admin_token {
         config.admin_token = Some(t);
     }

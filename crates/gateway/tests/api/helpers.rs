@@ -89,6 +89,7 @@ pub fn test_config(dir: &TempDir) -> Config {
         data_dir: dir.path().to_path_buf(),
         admin_token: Some(ADMIN_TOKEN.into()),
         app_cache_ms: 50,
+        init: true,
         ..Config::default()
     };
     if crate::BACKEND == Backend::Postgres {

@@ -14,3 +14,4 @@ mod loan_change;
 mod malformed;
 mod protocol;
 mod read_api;
+mod vanished;

@@ -18,6 +18,7 @@ mod tx;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,7 +29,7 @@ use conn::unavailable;
 pub use conn::Conn;
 use writer::{writer_loop, Job};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, CommitHealth};
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
 #[derive(Clone)]
@@ -59,6 +60,7 @@ type ReadJob = Box<dyn FnOnce(&mut Conn) + Send>;
 pub struct PgStore {
     jobs: Sender<Job>,
     reads: Sender<ReadJob>,
+    health: Arc<CommitHealth>,
 }
 
 /// Starts a thread named `name` (cut to 15 bytes by the kernel: keep it short).
@@ -93,6 +95,7 @@ impl PgStore {
         })?;
         let mut first = Some(first);
 
+        let health = Arc::new(CommitHealth::default());
         let (jobs, job_rx) =
             crossbeam_channel::bounded::<Job>(options.max_batch * options.writers.max(1) * 4);
         for i in 0..options.writers.max(1) {
@@ -100,8 +103,9 @@ impl PgStore {
             let conn = first.take().unwrap_or_else(|| Conn::new(config.clone()));
             let max_batch = options.max_batch.max(1);
             let on_batch = options.on_batch.clone();
+            let health = health.clone();
             spawn(format!("pg-writer-{i}"), move || {
-                writer_loop(conn, rx, max_batch, on_batch)
+                writer_loop(conn, rx, max_batch, on_batch, &health)
             })?;
         }
         let (reads, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
@@ -114,13 +118,21 @@ impl PgStore {
                 }
             })?;
         }
-        Ok(PgStore { jobs, reads })
+        Ok(PgStore {
+            jobs,
+            reads,
+            health,
+        })
     }
 }
 
 #[async_trait]
 impl Backend for PgStore {
     type Queries = Conn;
+
+    fn commits(&self) -> &CommitHealth {
+        &self.health
+    }
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::conn::{classify, unavailable, Conn};
 use super::tx::PgTx;
-use crate::backend::run_unit;
+use crate::backend::{run_unit, CommitHealth};
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
 pub(super) struct Job {
@@ -22,6 +22,7 @@ pub(super) fn writer_loop(
     rx: Receiver<Job>,
     max_batch: usize,
     on_batch: Option<BatchObserver>,
+    health: &CommitHealth,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -32,7 +33,7 @@ pub(super) fn writer_loop(
             }
         }
         let size = batch.len();
-        run_batch(&mut conn, batch);
+        run_batch(&mut conn, batch, health);
         if let Some(observe) = &on_batch {
             observe(size);
         }
@@ -81,11 +82,12 @@ fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
     }
 }
 
-fn run_batch(conn: &mut Conn, mut pending: Vec<Job>) {
+fn run_batch(conn: &mut Conn, mut pending: Vec<Job>, health: &CommitHealth) {
     let mut conflicts = 0;
     while !pending.is_empty() {
         match try_batch(conn, &mut pending) {
             BatchResult::Committed(results) => {
+                health.committed();
                 for (job, result) in pending.drain(..).zip(results) {
                     let _ = job.reply.send(Ok(result));
                 }
@@ -109,6 +111,7 @@ fn run_batch(conn: &mut Conn, mut pending: Vec<Job>) {
             }
             BatchResult::Failed(e) => {
                 // Nothing of the batch was committed; the connection is rebuilt next time.
+                health.failed(&e.to_string());
                 conn.reset();
                 for job in pending.drain(..) {
                     let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));

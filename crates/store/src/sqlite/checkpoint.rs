@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::files::Identity;
 use super::open_connection;
+use super::writer::{stop, Failure};
 
 /// What a checkpoint found: the frames in the WAL and how many of them are now copied into the
 /// database file — or nothing known, when another connection was checkpointing at that moment
@@ -47,45 +49,57 @@ pub(super) fn wants_restart(frames: i64, copied: i64, restart_frames: i64) -> bo
         && (frames - copied <= restart_frames / 4 || frames >= restart_frames * 4)
 }
 
-/// The checkpoint thread: copies committed frames; stops when the store is dropped.
-pub(super) fn checkpointer(
-    path: PathBuf,
-    busy: Duration,
-    alive: Weak<()>,
-    restart: Arc<AtomicBool>,
-    restart_frames: i64,
-) {
-    let Ok(conn) = open_connection(&path, busy) else {
-        return;
-    };
-    // Every 50 ms while calls come in; an idle gateway is looked at twice a second.
-    let (busy_pause, idle_pause) = (Duration::from_millis(50), Duration::from_millis(500));
-    let mut pause = busy_pause;
-    let mut last_version = None;
-    while alive.upgrade().is_some() {
-        std::thread::sleep(pause);
-        // Changes whenever another connection has committed since this one last asked. (The
-        // WAL's frame count is no such sign: the WAL starts over, and came back to the same
-        // count often enough that the thread took a busy gateway for idle and let the WAL grow.)
-        let version = conn
-            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
-            .ok();
-        match passive_checkpoint(&conn) {
-            Ok(Checkpointed::Frames { frames, copied }) => {
-                if wants_restart(frames, copied, restart_frames) {
-                    restart.store(true, Ordering::Relaxed);
-                }
-                let idle = frames == copied && version.is_some() && last_version == version;
-                pause = if idle { idle_pause } else { busy_pause };
-                last_version = version;
+/// The checkpoint thread: copies committed frames, and watches the database file; stops when
+/// the store is dropped.
+pub(super) struct Checkpointer {
+    pub path: PathBuf,
+    pub busy: Duration,
+    pub alive: Weak<()>,
+    pub restart: Arc<AtomicBool>,
+    pub restart_frames: i64,
+    /// The database file as the store opened it.
+    pub identity: Identity,
+    pub failure: Failure,
+}
+
+impl Checkpointer {
+    pub(super) fn run(self) {
+        let Ok(conn) = open_connection(&self.path, self.busy) else {
+            return;
+        };
+        // Every 50 ms while calls come in; an idle gateway is looked at twice a second.
+        let (busy_pause, idle_pause) = (Duration::from_millis(50), Duration::from_millis(500));
+        let mut pause = busy_pause;
+        let mut last_version = None;
+        while self.alive.upgrade().is_some() {
+            std::thread::sleep(pause);
+            if let Some(why) = self.identity.changed() {
+                stop(&self.failure, why);
+                return;
             }
-            // The writer is copying the WAL itself: look again soon.
-            Ok(Checkpointed::Busy) => pause = busy_pause,
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+            // Changes whenever another connection has committed since this one last asked.
+            // (The WAL's frame count is no such sign: the WAL starts over, and comes back to
+            // the same count often enough to take a busy gateway for an idle one.)
+            let version = conn
+                .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                .ok();
+            match passive_checkpoint(&conn) {
+                Ok(Checkpointed::Frames { frames, copied }) => {
+                    if wants_restart(frames, copied, self.restart_frames) {
+                        self.restart.store(true, Ordering::Relaxed);
+                    }
+                    let idle = frames == copied && version.is_some() && last_version == version;
+                    pause = if idle { idle_pause } else { busy_pause };
+                    last_version = version;
+                }
+                // The writer is copying the WAL itself: look again soon.
+                Ok(Checkpointed::Busy) => pause = busy_pause,
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+            }
         }
+        // A last full checkpoint leaves a compact database behind.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
-    // A last full checkpoint leaves a compact database behind.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! connections of their own (see `queries`).
 
 mod checkpoint;
+mod files;
 mod queries;
 mod subjects;
 mod tx;
@@ -24,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use writer::{failed_error, Failure, Job, Msg, Writer};
 
-use crate::backend::{check_schema_version, Backend};
+use crate::backend::{check_schema_version, Backend, CommitHealth};
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
 impl From<rusqlite::Error> for StoreError {
@@ -56,6 +57,9 @@ pub struct SqliteOptions {
     /// longer when subjects are spread out: with a million random subjects indexed, a chunk of
     /// 2,048 took ~49 ms, one of 512 ~14 ms (BENCHMARKS.md).
     pub subject_chunk: i64,
+    /// Create the data directory and the database when they do not exist; otherwise opening
+    /// them fails with `StoreError::Missing`.
+    pub create: bool,
 }
 
 impl Default for SqliteOptions {
@@ -66,6 +70,7 @@ impl Default for SqliteOptions {
             on_batch: None,
             wal_restart_frames: 4096,
             subject_chunk: 512,
+            create: true,
         }
     }
 }
@@ -76,16 +81,25 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: mpsc::Sender<Msg>,
     failure: Failure,
+    health: Arc<CommitHealth>,
     readers: Arc<Mutex<Vec<Connection>>>,
     busy_timeout: Duration,
 }
 
+/// Opens a connection to an existing database: a connection never creates one, so that a
+/// database removed under the store is not quietly replaced by an empty one.
 fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    connect(path, busy_timeout, OpenFlags::empty())
+}
+
+fn connect(
+    path: &Path,
+    busy_timeout: Duration,
+    extra: OpenFlags,
+) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra,
     )?;
     conn.busy_timeout(busy_timeout)?;
     // WAL lets readers run beside the writer; FULL makes a commit durable before it returns
@@ -121,17 +135,24 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database in `dir`, applies migrations and starts the
-    /// writer thread. Must be called within a Tokio runtime.
+    /// Opens the database in `dir` (creating it only if `options.create`), applies migrations
+    /// and starts the writer thread. Must be called within a Tokio runtime.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = dir.join(DB_FILE);
+        files::require(&path, options.create)?;
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create data directory {}: {e}",
                 dir.display()
             ))
         })?;
-        let path = dir.join(DB_FILE);
-        let mut writer = open_connection(&path, options.busy_timeout)?;
+        let create = if options.create {
+            OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::empty()
+        };
+        let mut writer = connect(&path, options.busy_timeout, create)?;
+        let identity = files::Identity::of(&path)?;
         migrate(&mut writer)?;
         tune_writer(&writer)?;
         // Opened while the writer's connection keeps the WAL in place: SQLite removes it only
@@ -147,6 +168,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Msg>(options.max_batch * 4);
         let restart = Arc::new(AtomicBool::new(false));
         let failure = Failure::default();
+        let health = Arc::new(CommitHealth::default());
         let writer = Writer {
             conn: writer,
             jobs: rx,
@@ -155,6 +177,7 @@ impl SqliteStore {
             on_batch: options.on_batch.clone(),
             restart_wal: restart.clone(),
             failure: failure.clone(),
+            health: health.clone(),
             subject_chunk: options.subject_chunk.max(1),
         };
         // Thread names are cut to 15 bytes by the kernel: short enough to tell them apart in
@@ -165,13 +188,18 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         let alive = Arc::new(());
         let weak = Arc::downgrade(&alive);
-        let (cp_path, cp_busy) = (path.clone(), options.busy_timeout);
-        let restart_frames = options.wal_restart_frames.max(1);
+        let checkpointer = checkpoint::Checkpointer {
+            path: path.clone(),
+            busy: options.busy_timeout,
+            alive: weak,
+            restart,
+            restart_frames: options.wal_restart_frames.max(1),
+            identity,
+            failure: failure.clone(),
+        };
         std::thread::Builder::new()
             .name("sqlite-checkpt".into())
-            .spawn(move || {
-                checkpoint::checkpointer(cp_path, cp_busy, weak, restart, restart_frames)
-            })
+            .spawn(move || checkpointer.run())
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))
             })?;
@@ -180,6 +208,7 @@ impl SqliteStore {
             path,
             jobs: tx,
             failure,
+            health,
             readers: Arc::new(Mutex::new(Vec::new())),
             busy_timeout: options.busy_timeout,
         })
@@ -250,5 +279,9 @@ impl Backend for SqliteStore {
 
     fn stopped(&self) -> Option<StoreError> {
         self.failure.get().map(|why| failed_error(why))
+    }
+
+    fn commits(&self) -> &CommitHealth {
+        &self.health
     }
 }

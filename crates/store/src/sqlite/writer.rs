@@ -27,9 +27,10 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{passive_checkpoint, Checkpointed};
+use super::files;
 use super::subjects;
 use super::tx::SqliteTx;
-use crate::backend::run_unit;
+use crate::backend::{run_unit, CommitHealth};
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
@@ -45,12 +46,20 @@ pub(super) enum Msg {
     Synced,
 }
 
-/// Set once, when a commit could not be made durable; the store then refuses all work.
+/// Set once, when commits can no longer be made durable where anyone will find them (a failed
+/// disk sync, the database's files removed); the store then refuses all work.
 pub(super) type Failure = Arc<OnceLock<String>>;
+
+/// Stops the store for good, saying why as loudly as the logs allow.
+pub(super) fn stop(failure: &Failure, why: String) {
+    if failure.set(why.clone()).is_ok() {
+        tracing::error!(error = %why, "the store stops taking writes until the gateway is restarted");
+    }
+}
 
 pub(super) fn failed_error(why: &str) -> StoreError {
     StoreError::Unavailable(format!(
-        "the database stopped taking writes after a failed disk sync ({why}); restart the gateway"
+        "the database stopped taking writes: {why}; restart the gateway"
     ))
 }
 
@@ -67,6 +76,7 @@ pub(super) struct Writer {
     /// Raised by the checkpoint thread when the WAL should start over.
     pub restart_wal: Arc<AtomicBool>,
     pub failure: Failure,
+    pub health: Arc<CommitHealth>,
     /// Inbox records whose subjects are indexed together (see `subjects`).
     pub subject_chunk: i64,
 }
@@ -92,14 +102,12 @@ impl Writer {
             .name("sqlite-sync".into())
             .spawn(move || sync_loop(wal, synced, wake, failure));
         if let Err(e) = &syncer {
-            let _ = self
-                .failure
-                .set(format!("cannot start the sync thread: {e}"));
+            stop(&self.failure, format!("cannot start the sync thread: {e}"));
         }
         let (last_inbox_id, subjects_upto) = match subjects::marks(&self.conn) {
             Ok(m) => m,
             Err(e) => {
-                let _ = self.failure.set(format!("cannot read the inbox: {e}"));
+                stop(&self.failure, format!("cannot read the inbox: {e}"));
                 (0, 0)
             }
         };
@@ -203,13 +211,17 @@ impl Running {
                 .filter_map(|(_, r)| r.as_ref().ok().map(|r| r.inbox_id))
                 .max();
             self.last_inbox_id = self.last_inbox_id.max(newest.unwrap_or(0));
+            self.w.health.committed();
             if let Err(std_mpsc::SendError(answers)) = self.to_sync.send(answers) {
                 let why = "the sync thread has stopped";
-                let _ = self.w.failure.set(why.into());
+                stop(&self.w.failure, why.into());
                 fail_all(answers, why);
             }
             self.syncing = true;
         } else {
+            self.w
+                .health
+                .failed("a batch could not be committed (see the log)");
             // Nothing of the batch is in the database: no sync to wait for.
             for (reply, result) in answers {
                 let _ = reply.send(result);
@@ -317,16 +329,20 @@ fn sync_loop(
             fail_all(std::mem::take(&mut pending), why);
             continue;
         }
-        match wal.sync_data() {
-            Ok(()) => {
+        // Synced is not enough: a WAL that was unlinked (its directory removed) syncs
+        // without complaint into a file nobody will ever read.
+        let lost = match wal.sync_data() {
+            Ok(()) => files::unlinked(&wal, "the database's WAL file"),
+            Err(e) => Some(format!("fdatasync of the WAL failed: {e}")),
+        };
+        match lost {
+            None => {
                 for (reply, result) in pending.drain(..) {
                     let _ = reply.send(result);
                 }
             }
-            Err(e) => {
-                let why = format!("fdatasync of the WAL: {e}");
-                tracing::error!(error = %why, "commits could not be made durable; the store stops taking writes");
-                let _ = failure.set(why.clone());
+            Some(why) => {
+                stop(&failure, why.clone());
                 fail_all(std::mem::take(&mut pending), &why);
             }
         }
@@ -470,9 +486,10 @@ mod tests {
     /// answers EINVAL), as a failing disk would.
     fn writer_with_unsyncable_wal() -> (tempfile::TempDir, mpsc::Sender<Msg>, Failure) {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = super::super::open_connection(
+        let mut conn = super::super::connect(
             &dir.path().join(super::super::DB_FILE),
             std::time::Duration::from_secs(1),
+            rusqlite::OpenFlags::SQLITE_OPEN_CREATE,
         )
         .unwrap();
         super::super::migrate(&mut conn).unwrap();
@@ -486,6 +503,7 @@ mod tests {
             on_batch: None,
             restart_wal: Arc::default(),
             failure: failure.clone(),
+            health: Arc::default(),
             subject_chunk: 2048,
         };
         let (pipe, _keep_open) = std::io::pipe().unwrap();
@@ -508,7 +526,7 @@ mod tests {
         let (_dir, jobs, failure) = writer_with_unsyncable_wal();
         let first = submit(&jobs, record("a")).await;
         match first {
-            Err(StoreError::Unavailable(why)) => assert!(why.contains("failed disk sync"), "{why}"),
+            Err(StoreError::Unavailable(why)) => assert!(why.contains("fdatasync"), "{why}"),
             other => panic!("committed but not durable must not succeed: {other:?}"),
         }
         assert!(failure.get().is_some(), "the store is marked failed");

@@ -1,0 +1,62 @@
+//! The database's files: created only when asked, and watched, so that a database removed or
+//! replaced under a running store stops it instead of taking calls into files nobody can find.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::StoreError;
+
+/// Refuses to go on when `path` holds no database and `create` is off: starting on an empty
+/// database where one is expected (a mistyped directory, a deleted one) would hide every
+/// acknowledged call from the operator.
+pub(super) fn require(path: &Path, create: bool) -> Result<(), StoreError> {
+    if create || path.exists() {
+        return Ok(());
+    }
+    Err(StoreError::Missing(path.to_path_buf()))
+}
+
+/// The database file as it was opened: its device and inode.
+pub(super) struct Identity {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Identity {
+    pub(super) fn of(path: &Path) -> Result<Identity, StoreError> {
+        let m = std::fs::metadata(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot stat {}: {e}", path.display())))?;
+        Ok(Identity {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Why the file at the path is no longer the one opened, if it is not.
+    pub(super) fn changed(&self) -> Option<String> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => None,
+            Ok(_) => Some(format!(
+                "the database file {} was replaced while the gateway ran",
+                self.path.display()
+            )),
+            Err(e) => Some(format!(
+                "the database file {} is gone ({e})",
+                self.path.display()
+            )),
+        }
+    }
+}
+
+/// Why an open file (the WAL) has been unlinked, if it has: what is written to it then is
+/// written nowhere anyone will find.
+pub(super) fn unlinked(file: &File, name: &str) -> Option<String> {
+    match file.metadata() {
+        Ok(m) if m.nlink() > 0 => None,
+        Ok(_) => Some(format!("{name} was removed while the gateway ran")),
+        Err(e) => Some(format!("cannot stat {name}: {e}")),
+    }
+}
