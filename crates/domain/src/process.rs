@@ -4,6 +4,7 @@ use loanwire_api::idle_loan_callback::IdleLoanCallbackRequest;
 use serde::{Deserialize, Serialize};
 
 use crate::{DomainConfig, Invalid, Outcome, Refusal};
+use loanwire_top::text::echo;
 use loanwire_top::TopDateTime;
 
 pub const USER_MISMATCH: &str = "USER_MISMATCH";
@@ -87,7 +88,11 @@ pub(crate) fn check_vocabulary(
     }
     Err(Invalid {
         field,
-        reason: format!("unknown value `{value}`; allowed: {}", allowed.join(", ")),
+        reason: format!(
+            "unknown value `{}`; allowed: {}",
+            echo(value),
+            allowed.join(", ")
+        ),
     })
 }
 

@@ -3,6 +3,7 @@
 
 use loanwire_domain::Invalid;
 use loanwire_top::error::sub_code;
+use loanwire_top::text::echo;
 use loanwire_top::{ErrorCode, TopError};
 
 /// Code 11: the app may not do this (a method, a channel, another app's loan note).
@@ -23,7 +24,7 @@ pub fn rate_limited() -> TopError {
 pub fn unknown_method(method: &str) -> TopError {
     TopError::new(ErrorCode::InvalidMethod).with_sub(
         "isv.method-not-exists",
-        format!("this gateway does not serve `{method}`"),
+        format!("this gateway does not serve `{}`", echo(method)),
     )
 }
 

@@ -190,9 +190,17 @@ impl TopError {
         TopError::new(ErrorCode::ServiceUnavailable).with_sub(sub_code::SERVICE_UNAVAILABLE, detail)
     }
 
+    /// Sets the sub-code and its message, cut to [`crate::text::SUB_MSG_CHARS`]: a message that
+    /// quotes what a caller sent stays readable however much was sent.
     pub fn with_sub(mut self, sub_code: &str, sub_msg: impl Into<String>) -> Self {
+        let sub_msg = sub_msg.into();
         self.sub_code = Some(sub_code.to_string());
-        self.sub_msg = Some(sub_msg.into());
+        self.sub_msg = Some(
+            match crate::text::cut(&sub_msg, crate::text::SUB_MSG_CHARS) {
+                std::borrow::Cow::Borrowed(_) => sub_msg,
+                std::borrow::Cow::Owned(cut) => cut,
+            },
+        );
         self
     }
 

@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod error;
 pub mod params;
 pub mod sign;
+pub mod text;
 pub mod time;
 mod xml;
 

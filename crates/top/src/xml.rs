@@ -39,21 +39,39 @@ pub fn write_element(out: &mut String, name: &str, value: &Value) {
 
 fn leaf(out: &mut String, name: &str, text: &str) {
     open(out, name, "");
-    out.push_str(&quick_xml::escape::escape(text));
+    out.push_str(&quick_xml::escape::escape(
+        crate::text::xml_safe(text).as_ref(),
+    ));
     close(out, name);
 }
 
 fn open(out: &mut String, name: &str, attrs: &str) {
     out.push('<');
-    out.push_str(name);
+    out.push_str(&element_name(name));
     out.push_str(attrs);
     out.push('>');
 }
 
 fn close(out: &mut String, name: &str) {
     out.push_str("</");
-    out.push_str(name);
+    out.push_str(&element_name(name));
     out.push('>');
+}
+
+/// `name` as an XML element name. TOP's names (`result`, `alibaba_…_response`) pass unchanged;
+/// anything else has its other characters replaced by `_`, so that no name makes the answer
+/// ill-formed.
+fn element_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let ok_start = |c: char| c.is_ascii_alphabetic() || c == '_';
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.starts_with(ok_start) && name.chars().all(ok) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut fixed: String = name.chars().map(|c| if ok(c) { c } else { '_' }).collect();
+    if !fixed.starts_with(ok_start) {
+        fixed.insert(0, '_');
+    }
+    std::borrow::Cow::Owned(fixed)
 }
 
 #[derive(Debug, thiserror::Error)]

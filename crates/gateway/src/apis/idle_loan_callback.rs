@@ -4,6 +4,7 @@ use loanwire_api::idle_loan_callback::IdleLoanCallbackResponse;
 use loanwire_api::{IdleLoanCallbackRequest, TopApi};
 use loanwire_domain::process::{self, ProcessDecision, ProcessKey};
 use loanwire_store::{App, Work};
+use loanwire_top::text::echo;
 use loanwire_top::Params;
 use serde_json::json;
 
@@ -33,7 +34,7 @@ pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> 
     if !app.may_report_for(&req.infos.channel_id) {
         let e = errors::permission_denied(format!(
             "the app is not granted channel `{}`",
-            req.infos.channel_id
+            echo(&req.infos.channel_id)
         ));
         return refusal(meta, e, Some(about));
     }

@@ -6,6 +6,7 @@ use loanwire_domain::idempotency::{self, Check, IdempotencyRecord, IDEMPOTENCY_C
 use loanwire_domain::loan::{self, LoanDecision};
 use loanwire_domain::Outcome;
 use loanwire_store::{App, Work};
+use loanwire_top::text::echo;
 use loanwire_top::Params;
 use serde_json::json;
 
@@ -48,7 +49,7 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
                     IDEMPOTENCY_CONFLICT,
                     format!(
                         "幂等号冲突: request_id `{}` was used before with other content",
-                        req.request_id
+                        echo(&req.request_id)
                     ),
                     &meta.call_id,
                 );
@@ -78,7 +79,7 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
             LoanDecision::NotOwner => {
                 let e = errors::permission_denied(format!(
                     "借据 {} 属于其他机构: the loan note belongs to another app",
-                    req.loan_apply_no
+                    echo(&req.loan_apply_no)
                 ));
                 return meta.fail(tx, &about, &e);
             }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use loanwire_store::App;
+use loanwire_top::text::echo;
 use loanwire_top::{sign, ErrorCode, TopError};
 
 use super::{Call, Request};
@@ -25,13 +26,13 @@ pub async fn authenticate(
         Some(_) => {
             return Err(TopError::new(ErrorCode::InvalidAppKey).with_sub(
                 "isv.appkey-disabled",
-                format!("app `{}` is disabled", sys.app_key),
+                format!("app `{}` is disabled", echo(&sys.app_key)),
             ))
         }
         None => {
             return Err(TopError::new(ErrorCode::InvalidAppKey).with_sub(
                 "isv.appkey-not-exists",
-                format!("app `{}` does not exist", sys.app_key),
+                format!("app `{}` does not exist", echo(&sys.app_key)),
             ))
         }
     };

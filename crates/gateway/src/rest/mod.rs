@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use loanwire_store::{App, Work};
 use loanwire_top::encode::form_decode;
 use loanwire_top::envelope::{render_error, Style};
+use loanwire_top::text::echo;
 use loanwire_top::{Format, Params, SystemParams, TopDateTime, TopError};
 
 use crate::apis::{self, Api, CallMeta};
@@ -75,8 +76,8 @@ impl Rejected {
     fn of(style: Style, params: &Params, error: TopError) -> Rejected {
         Rejected {
             style,
-            method: params.get("method").map(str::to_string),
-            app_key: params.get("app_key").map(str::to_string),
+            method: params.get("method").map(|m| echo(m).into_owned()),
+            app_key: params.get("app_key").map(|k| echo(k).into_owned()),
             error,
         }
     }

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, Uri};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use loanwire_top::encode::form_decode;
+use loanwire_top::text::echo;
 use loanwire_top::{Params, TopError};
 
 /// A body over the limit is still read (and thrown away) up to this many times the limit, so
@@ -102,7 +103,7 @@ pub async fn read(
                         continue;
                     }
                     let value = String::from_utf8(data.to_vec()).map_err(|_| {
-                        request_error("isv.invalid-encoding", format!("parameter `{name}` is not valid UTF-8"))
+                        request_error("isv.invalid-encoding", format!("parameter `{}` is not valid UTF-8", echo(&name)))
                     })?;
                     add(&mut params, name, value)?;
                 }
@@ -116,7 +117,7 @@ pub async fn read(
             other => {
                 return Err(request_error(
                     "isv.unsupported-content-type",
-                    format!("content type `{other}` is not supported: send application/x-www-form-urlencoded or multipart/form-data"),
+                    format!("content type `{}` is not supported: send application/x-www-form-urlencoded or multipart/form-data", echo(other)),
                 ))
             }
         }

@@ -15,3 +15,4 @@ mod malformed;
 mod protocol;
 mod read_api;
 mod vanished;
+mod xml_safety;
