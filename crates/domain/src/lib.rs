@@ -28,6 +28,27 @@ impl std::fmt::Display for Invalid {
     }
 }
 
+/// The earliest time a report may carry: nothing this platform tracks happened before it, and
+/// a time such as `0000-01-01 00:00:00` is a client's placeholder, not a date.
+pub fn earliest_plausible_time() -> loanwire_top::TopDateTime {
+    loanwire_top::TopDateTime::parse("2000-01-01 00:00:00").expect("a valid time")
+}
+
+/// Refuses a time before [`earliest_plausible_time`].
+pub(crate) fn check_plausible(
+    field: &'static str,
+    t: loanwire_top::TopDateTime,
+) -> Result<(), Invalid> {
+    let earliest = earliest_plausible_time();
+    if t < earliest {
+        return Err(Invalid {
+            field,
+            reason: format!("{field} {t} is before {earliest}, the earliest time accepted"),
+        });
+    }
+    Ok(())
+}
+
 /// A report understood but refused: its business code (`USER_MISMATCH` …) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

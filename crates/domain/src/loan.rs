@@ -87,6 +87,7 @@ pub fn validate(
             reason: format!("after_status equals before_status ({})", req.after_status),
         });
     }
+    crate::check_plausible("change_time", req.change_time)?;
     let latest = chrono::Duration::from_std(skew)
         .ok()
         .and_then(|skew| now.utc().checked_add_signed(skew));

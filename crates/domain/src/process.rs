@@ -67,6 +67,14 @@ pub fn validate(
     let i = &req.infos;
     check_vocabulary("type", &i.process_type, &cfg.process.types)?;
     check_vocabulary("status", &i.status, &cfg.process.statuses)?;
+    for (field, t) in [
+        ("submit_time", i.submit_time),
+        ("complete_time", i.complete_time),
+    ] {
+        if let Some(t) = t {
+            crate::check_plausible(field, t)?;
+        }
+    }
     if let (Some(submit), Some(complete)) = (i.submit_time, i.complete_time) {
         if complete < submit {
             return Err(Invalid {
@@ -291,5 +299,8 @@ mod tests {
         r.infos.submit_time = Some(TopDateTime::parse("2025-01-17 16:00:00").unwrap());
         r.infos.complete_time = Some(TopDateTime::parse("2025-01-17 15:59:59").unwrap());
         assert_eq!(validate(&cfg, r).unwrap_err().field, "complete_time");
+        let mut r = req("SUCCESS", "u", 1);
+        r.infos.submit_time = Some(TopDateTime::parse("0000-01-01 00:00:00").unwrap());
+        assert_eq!(validate(&cfg, r).unwrap_err().field, "submit_time");
     }
 }

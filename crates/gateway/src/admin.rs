@@ -1,5 +1,6 @@
 //! The operators' read API: JSON over HTTP behind a bearer token.
 
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -104,6 +105,9 @@ async fn process(
     Ok(Json(view).into_response())
 }
 
+/// The most inbox records one page holds.
+const MAX_INBOX_LIMIT: u32 = 500;
+
 #[derive(Debug, Deserialize)]
 pub struct InboxParams {
     app: Option<String>,
@@ -116,9 +120,10 @@ pub struct InboxParams {
 async fn inbox(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(p): Query<InboxParams>,
+    query: Result<Query<InboxParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let Query(p) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let outcome = match p.outcome.as_deref() {
         None | Some("") => None,
         Some(o) => Some(Outcome::parse(o).ok_or_else(|| {
@@ -128,7 +133,13 @@ async fn inbox(
             )
         })?),
     };
-    let limit = p.limit.unwrap_or(50).clamp(1, 500);
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=MAX_INBOX_LIMIT).contains(&limit) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("limit {limit} is out of range: 1 to {MAX_INBOX_LIMIT}"),
+        ));
+    }
     let query = InboxQuery {
         app_key: p.app,
         method: p.method,
@@ -162,9 +173,10 @@ async fn inbox_call(
 async fn inbox_check(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(ids): Json<Vec<String>>,
+    body: Result<Json<Vec<String>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let Json(ids) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     if ids.len() > 10_000 {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,

@@ -125,14 +125,16 @@ pub async fn read(
     };
     let received = match request::read(uri, headers, body, limits).await {
         Ok(r) => r,
-        Err(e) => {
-            // Answer in the format the query string asked for, if it can be read.
-            let query: Params = uri
-                .query()
-                .and_then(|q| form_decode(q.as_bytes()).ok())
-                .map(|pairs| pairs.into_iter().collect())
-                .unwrap_or_default();
-            return Err(Rejected::of(style_of(&query), &query, e));
+        Err(unread) => {
+            // Answer in the format asked for in what could be read; failing that, in the
+            // query string (a query that could not be decoded whole may still name it).
+            let mut known = unread.params;
+            if known.get("format").is_none() {
+                if let Some(query) = uri.query().and_then(|q| form_decode(q.as_bytes()).ok()) {
+                    known = query.into_iter().collect();
+                }
+            }
+            return Err(Rejected::of(style_of(&known), &known, unread.error));
         }
     };
     let params = received.params;

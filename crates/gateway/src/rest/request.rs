@@ -32,19 +32,47 @@ pub struct Limits {
     pub body_timeout: std::time::Duration,
 }
 
+/// A request that could not be read, with the parameters read before the failure: the answer
+/// still honours the `format` the caller asked for, wherever it put it.
+pub struct Unread {
+    pub error: TopError,
+    pub params: Params,
+}
+
 pub async fn read(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
     limits: Limits,
-) -> Result<Received, TopError> {
+) -> Result<Received, Unread> {
+    let mut params = Params::new();
+    let mut files = Vec::new();
+    match read_into(uri, headers, body, limits, &mut params, &mut files).await {
+        Ok(()) => Ok(Received { params, files }),
+        Err(error) => Err(Unread { error, params }),
+    }
+}
+
+fn too_large(limit: usize) -> TopError {
+    request_error(
+        "isv.request-too-large",
+        format!("the request body is over the {limit}-byte limit"),
+    )
+}
+
+async fn read_into(
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    limits: Limits,
+    params: &mut Params,
+    files: &mut Vec<String>,
+) -> Result<(), TopError> {
     let Limits {
         max_body,
         max_params,
         body_timeout,
     } = limits;
-    let mut params = Params::new();
-    let mut files = Vec::new();
     let mut count = 0usize;
     let mut add = |params: &mut Params, k: String, v: String| -> Result<(), TopError> {
         count += 1;
@@ -63,10 +91,19 @@ pub async fn read(
         for (k, v) in form_decode(q.as_bytes())
             .map_err(|e| request_error("isv.invalid-encoding", e.to_string()))?
         {
-            add(&mut params, k, v)?;
+            add(params, k, v)?;
         }
     }
 
+    // Announced too large: refused before a byte of it is read (and so without a `100
+    // Continue` inviting the client to send it).
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max_body as u64) {
+        return Err(too_large(max_body));
+    }
     let bytes = read_limited(body, max_body, body_timeout).await?;
     if !bytes.is_empty() {
         let content_type = headers
@@ -105,13 +142,13 @@ pub async fn read(
                     let value = String::from_utf8(data.to_vec()).map_err(|_| {
                         request_error("isv.invalid-encoding", format!("parameter `{}` is not valid UTF-8", echo(&name)))
                     })?;
-                    add(&mut params, name, value)?;
+                    add(params, name, value)?;
                 }
             }
             // Form bodies; some clients send them without a content type or as text/plain.
             "application/x-www-form-urlencoded" | "" | "text/plain" => {
                 for (k, v) in form_decode(&bytes).map_err(|e| request_error("isv.invalid-encoding", e.to_string()))? {
-                    add(&mut params, k, v)?;
+                    add(params, k, v)?;
                 }
             }
             other => {
@@ -122,7 +159,7 @@ pub async fn read(
             }
         }
     }
-    Ok(Received { params, files })
+    Ok(())
 }
 
 async fn read_limited(
@@ -165,10 +202,7 @@ async fn read_limited(
         buf.extend_from_slice(&chunk);
     }
     if total > limit {
-        return Err(request_error(
-            "isv.request-too-large",
-            format!("the request body is over the {limit}-byte limit"),
-        ));
+        return Err(too_large(limit));
     }
     Ok(buf.freeze())
 }

@@ -227,3 +227,18 @@ async fn an_app_reports_only_for_its_channels() {
         .unwrap()
         .is_accepted());
 }
+
+#[tokio::test]
+async fn an_infos_object_naming_a_field_twice_is_code_41() {
+    crate::skip_unless_backend!();
+    let app = spawn_app().await;
+    let infos = r#"{"channel_id":"wzzx","process_no":"P-dup","status":"SUCCESS","status":"FAIL","type":"CREDIT","user_id":3}"#;
+    let e = app
+        .client()
+        .execute(CALLBACK, [("user", "3"), ("infos", infos)])
+        .await
+        .unwrap_err();
+    let e = e.top_error().unwrap();
+    assert_eq!(e.code, 41, "{e:?}");
+    assert!(e.msg.contains("infos"), "{e:?}");
+}

@@ -390,3 +390,26 @@ async fn the_same_content_written_differently_is_the_same_request() {
         vec!["applied", "duplicate"]
     );
 }
+
+#[tokio::test]
+async fn a_change_time_before_2000_is_code_50() {
+    crate::skip_unless_backend!();
+    let app = spawn_app().await;
+    let e = app
+        .client()
+        .call(&change(
+            "FI-zero",
+            "NEW",
+            "NORMAL",
+            "0000-01-01 00:00:00",
+            "R-zero",
+        ))
+        .await
+        .unwrap_err();
+    let e = e.top_error().unwrap();
+    assert_eq!(e.code, 50, "{e:?}");
+    assert!(
+        e.sub_msg.as_deref().unwrap_or("").contains("change_time"),
+        "{e:?}"
+    );
+}

@@ -668,3 +668,53 @@ async fn a_body_that_trickles_in_too_slowly_gets_a_top_error() {
     assert!(text.contains("isv.request-timeout"), "{text}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
 }
+
+#[tokio::test]
+async fn a_parameter_sent_twice_is_refused_in_the_format_the_body_asked_for() {
+    crate::skip_unless_backend!();
+    let app = spawn_app().await;
+    let (sys, mut api) = app.signed(
+        CALLBACK,
+        &callback_api(),
+        SignMethod::HmacSha256,
+        Format::Json,
+        |_| {},
+    );
+    api.push(("user".into(), "4".into()));
+    let e = app
+        .send(Transport::Form, &sys, &api)
+        .await
+        .error(Format::Json);
+    assert_eq!(e.code, 41);
+    assert_eq!(e.sub_code.as_deref(), Some("isv.duplicate-parameter"));
+}
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_at_once_without_100_continue() {
+    crate::skip_unless_backend!();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /router/rest?format=json HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Answered within 5 s (the body timeout is 30 s), without a byte of the body sent.
+    while !String::from_utf8_lossy(&answer).contains("error_response") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    assert!(text.contains("isv.request-too-large"), "{text}");
+}

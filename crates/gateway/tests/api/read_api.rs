@@ -160,3 +160,19 @@ async fn the_inbox_check_names_the_calls_it_does_not_hold() {
     assert_eq!(v["checked"], 2);
     assert_eq!(v["missing"], serde_json::json!(["never-sent"]));
 }
+
+#[tokio::test]
+async fn a_bad_limit_is_a_json_error_and_zero_is_out_of_range() {
+    crate::skip_unless_backend!();
+    let app = spawn_app().await;
+    for query in ["limit=many", "limit=0", "limit=100000", "before=x"] {
+        let (status, body) = app.read(&format!("/api/v1/inbox?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = app.read("/api/v1/inbox?limit=1").await;
+    assert_eq!(status, 200, "{body}");
+}
