@@ -150,3 +150,47 @@ async fn connections_over_the_cap_wait_until_one_closes() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// Sends `head` on a fresh connection; the whole answer, once the server closes.
+async fn raw_exchange(app: &TestApp, head: &[u8]) -> String {
+    let mut sock = TcpStream::connect(addr(app)).await.unwrap();
+    sock.write_all(head).await.unwrap();
+    read_until_closed(&mut sock, Duration::from_secs(5)).await.0
+}
+
+/// An answer that is HTTP 200 with a code-41 TOP error in XML that a strict parser reads.
+fn assert_top_41(answer: &str) {
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").expect("a head") + 4..];
+    let doc = roxmltree::Document::parse(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let code = doc
+        .descendants()
+        .find(|n| n.has_tag_name("code"))
+        .and_then(|n| n.text());
+    assert_eq!(code, Some("41"), "{body}");
+}
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_still_get_a_top_envelope_with_http_200() {
+    crate::skip_unless_backend!();
+    let app = spawn_app().await;
+    let long_query = format!(
+        "GET /router/rest?method=x&pad={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    assert_top_41(&raw_exchange(&app, long_query.as_bytes()).await);
+    let mut many_headers = String::from("POST /router/rest HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..200 {
+        many_headers.push_str(&format!("X-H{i}: {i}\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    assert_top_41(&raw_exchange(&app, many_headers.as_bytes()).await);
+    assert_top_41(&raw_exchange(&app, b"HELLO \x01 WORLD\r\n\r\n").await);
+    // The gateway's own error answers are left alone.
+    let not_found = raw_exchange(
+        &app,
+        b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(not_found.starts_with("HTTP/1.1 404"), "{not_found}");
+}
