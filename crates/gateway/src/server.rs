@@ -86,7 +86,6 @@ where
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let conn = http.serve_connection(TokioIo::new(TopErrors::new(stream)), service);
         let conn = graceful.watch(conn);
@@ -243,6 +242,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TopErrors<S> {
             return Poll::Ready(Ok(buf.len()));
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_pending(cx))?;
+        // Hyper's own answer has no body: it is all in the first slice.
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            if top_answer_for(first).is_some() {
+                return Pin::new(this).poll_write(cx, first);
+            }
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
