@@ -34,7 +34,11 @@ fn start(data_dir: &std::path::Path) -> Gateway {
 }
 
 fn start_with(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
-    let mut child = bin()
+    start_cmd(bin(), data_dir, envs)
+}
+
+fn start_cmd(mut cmd: Command, data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
+    let mut child = cmd
         .envs(envs.iter().copied())
         .args([
             "serve",
@@ -372,4 +376,63 @@ fn a_data_directory_without_a_database_is_refused_unless_init_creates_one() {
         data.join("loanwire.db").exists(),
         "app create sets a gateway up"
     );
+}
+
+#[test]
+fn out_of_file_descriptors_the_gateway_backs_off_and_serves_again_once_idle_sockets_close() {
+    use std::time::{Duration, Instant};
+    // The gateway under a limit of 64 open files, of which idle sockets take the rest.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 64 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_loanwire"),
+    ]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LOANWIRE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let g = start_cmd(cmd, dir.path(), &[("LOANWIRE_HEADER_TIMEOUT_SECS", "1")]);
+    let addr = g
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/router/rest")
+        .to_string();
+    let idle: Vec<_> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(
+        idle.len() > 64,
+        "the kernel queued the connections the gateway could not accept"
+    );
+    // Once the idle sockets time out, a call gets through.
+    let started = Instant::now();
+    let (code, _, err) = run(
+        &g,
+        &[
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "3",
+            "--user-id",
+            "3",
+            "--status",
+            "IN_PROCESSING",
+            "--type",
+            "CREDIT",
+            "--process-no",
+            "P-fd",
+            "--channel-id",
+            "wzzx",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(idle);
 }
