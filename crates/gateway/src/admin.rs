@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A read API failure: an HTTP status and a JSON `{"error": …}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -41,7 +41,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.config.admin_token else {
         return Err(ApiError(
             StatusCode::FORBIDDEN,

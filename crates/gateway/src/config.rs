@@ -54,6 +54,21 @@ pub struct Config {
     pub sqlite_busy_timeout_ms: u64,
     /// The loan domain's vocabularies and transitions.
     pub domain: DomainConfig,
+    /// The events every applied change produces (SPEC 3).
+    pub events: EventsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Days an event stays in the feed; older ones are pruned.
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { retention_days: 30 }
+    }
 }
 
 impl Default for Config {
@@ -78,6 +93,7 @@ impl Default for Config {
             max_batch: 512,
             sqlite_busy_timeout_ms: 5000,
             domain: DomainConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -146,6 +162,7 @@ impl Config {
                 "LOANWIRE_APP_CACHE_MS" => self.app_cache_ms = num(&name, &v)?,
                 "LOANWIRE_MAX_BATCH" => self.max_batch = num(&name, &v)?,
                 "LOANWIRE_SQLITE_BUSY_TIMEOUT_MS" => self.sqlite_busy_timeout_ms = num(&name, &v)?,
+                "LOANWIRE_EVENTS_RETENTION_DAYS" => self.events.retention_days = num(&name, &v)?,
                 _ => {}
             }
         }
@@ -177,6 +194,9 @@ impl Config {
         }
         if self.header_timeout_secs == 0 {
             return bad("header_timeout_secs must be positive".into());
+        }
+        if self.events.retention_days == 0 {
+            return bad("events.retention_days must be positive".into());
         }
         if self.max_connections == 0 {
             return bad("max_connections must be positive".into());

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::state::{AppCache, AppState, RateLimits};
-use crate::{admin, ops, rest};
+use crate::{admin, feed, ops, rest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(loanwire_top::ROUTER_PATH, any(rest::router_rest))
         .merge(admin::routes())
+        .merge(feed::routes())
         .merge(ops::routes())
         .with_state(state)
 }
@@ -128,7 +129,13 @@ impl Application {
             max_connections: cfg.max_connections,
             grace: Duration::from_secs(cfg.shutdown_grace_secs),
         };
-        crate::server::serve(self.listener, self.router, limits, shutdown).await
+        let pruner = tokio::spawn(feed::prune_forever(
+            self.state.store.clone(),
+            cfg.events.retention_days,
+        ));
+        let served = crate::server::serve(self.listener, self.router, limits, shutdown).await;
+        pruner.abort();
+        served
     }
 }
 

@@ -17,12 +17,12 @@ use loanwire_domain::loan::{Flag, LoanState};
 use loanwire_domain::process::{ProcessKey, ProcessState};
 
 use crate::rows::{
-    app_exists, flag_to_json, no_app, AppRow, IdempotencyRow, InboxRow, LoanRow, LoanSnapshot,
-    ProcessRow, ProcessSnapshot,
+    app_exists, flag_to_json, no_app, AppRow, EventRow, IdempotencyRow, InboxRow, LoanRow,
+    LoanSnapshot, ProcessRow, ProcessSnapshot,
 };
 use crate::{
-    App, InboxEntry, InboxQuery, InboxRecord, LoanView, ProcessView, Recorded, Store, StoreError,
-    Tx, Work,
+    App, EventPage, EventQuery, InboxEntry, InboxQuery, InboxRecord, LoanView, NewEvent,
+    ProcessView, Recorded, Store, StoreError, Tx, Work,
 };
 
 /// The row operations of one unit of work, inside the writer's transaction.
@@ -56,6 +56,7 @@ pub trait TxRows {
         now_ms: i64,
     ) -> Result<(), StoreError>;
     fn append_inbox_row(&mut self, entry: &InboxEntry) -> Result<i64, StoreError>;
+    fn append_event_row(&mut self, event: &NewEvent) -> Result<(), StoreError>;
 }
 
 impl<T: TxRows> Tx for T {
@@ -107,6 +108,10 @@ impl<T: TxRows> Tx for T {
 
     fn append_inbox(&mut self, entry: &InboxEntry) -> Result<i64, StoreError> {
         self.append_inbox_row(entry)
+    }
+
+    fn append_event(&mut self, event: &NewEvent) -> Result<(), StoreError> {
+        self.append_event_row(event)
     }
 }
 
@@ -213,7 +218,32 @@ pub trait Queries {
     fn inbox(&mut self, q: &InboxQuery) -> Result<Vec<InboxRow>, StoreError>;
     fn inbox_call(&mut self, call_id: &str) -> Result<Option<InboxRow>, StoreError>;
     fn inbox_missing(&mut self, call_ids: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Events past the cursor that readers may see now, in `seq` order.
+    fn events(&mut self, q: &EventQuery) -> Result<EventRows, StoreError>;
+    /// Deletes the oldest events, those recorded before `before_ms`, and raises the pruned
+    /// mark to the highest `seq` deleted; how many were deleted.
+    fn prune_events(&mut self, before_ms: i64) -> Result<u64, StoreError>;
     fn ping(&mut self) -> Result<(), StoreError>;
+}
+
+/// What a backend answers for a page of the feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventRows {
+    pub rows: Vec<EventRow>,
+    pub pruned_through: i64,
+    pub pending: bool,
+}
+
+/// The types a feed query asks for, as a JSON array (`None`: all), for SQL to unpack.
+pub fn event_types_json(q: &EventQuery) -> Option<String> {
+    q.types
+        .as_ref()
+        .map(|t| serde_json::to_string(t).expect("strings serialize"))
+}
+
+/// A feed query's limit, within bounds.
+pub fn event_limit(q: &EventQuery) -> i64 {
+    i64::from(q.limit.clamp(1, EventQuery::MAX_LIMIT))
 }
 
 /// How work reaches a backend's threads.
@@ -237,6 +267,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Whether its writers' last commits succeeded (checked by `ping`).
     fn commits(&self) -> &CommitHealth;
+
+    /// Bumped whenever events may have been committed.
+    fn events_committed(&self) -> &tokio::sync::watch::Sender<u64>;
 }
 
 #[async_trait]
@@ -306,6 +339,24 @@ impl<B: Backend> Store for B {
     async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError> {
         let ids = call_ids.to_vec();
         self.query(move |r| r.inbox_missing(&ids)).await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let q = query.clone();
+        let found = self.query(move |r| r.events(&q)).await?;
+        Ok(EventPage {
+            events: found.rows.into_iter().map(EventRow::into_event).collect(),
+            pruned_through: found.pruned_through,
+            pending: found.pending,
+        })
+    }
+
+    async fn prune_events(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.query(move |r| r.prune_events(before_ms)).await
+    }
+
+    fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events_committed().subscribe()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

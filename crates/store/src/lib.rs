@@ -72,6 +72,8 @@ pub trait Tx {
     ) -> Result<(), StoreError>;
     /// Appends to the inbox; returns the record's id.
     fn append_inbox(&mut self, entry: &InboxEntry) -> Result<i64, StoreError>;
+    /// Appends the event of an applied change; it commits with the change or not at all.
+    fn append_event(&mut self, event: &NewEvent) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -93,6 +95,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Of the given call `request_id`s, those the inbox does not hold.
     async fn inbox_missing(&self, call_ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// A page of the event feed: events with a `seq` above the cursor, in `seq` order.
+    async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// Removes the events recorded before `before_ms`; how many were removed.
+    async fn prune_events(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Changes whenever events may have been committed (here, or by another instance on the
+    /// same database): what a long-polling reader waits on.
+    fn event_signal(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Whether the store can take calls now: the database answers, its last commit succeeded,
     /// and it has not stopped (a failed disk sync, its files removed).

@@ -186,3 +186,59 @@ pub struct ProcessView {
     pub updated_at: String,
     pub history: Vec<HistoryEntry>,
 }
+
+/// An applied change as it leaves the store (SPEC 3.1), written by the unit of work that
+/// applied it. `seq` is the store's to give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// `evt_` and a ULID: unique, and the de-duplication key on every channel.
+    pub id: String,
+    /// `loan.changed` or `process.changed`.
+    pub event_type: String,
+    pub recorded_ms: i64,
+    pub app_key: String,
+    pub request_id: String,
+    /// JSON objects, rendered before the unit of work.
+    pub subject: String,
+    pub data: String,
+}
+
+/// An event as the feed shows it, fields in the SPEC's order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: String,
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub recorded_at: String,
+    pub app_key: String,
+    pub request_id: String,
+    pub subject: Value,
+    pub data: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Events with a `seq` greater than this.
+    pub after: i64,
+    /// At most [`EventQuery::MAX_LIMIT`].
+    pub limit: u32,
+    /// Only these types; `None`: every type.
+    pub types: Option<Vec<String>>,
+}
+
+impl EventQuery {
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
+/// A page of the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Events with a `seq` up to this were pruned: a cursor below it has missed some.
+    pub pruned_through: i64,
+    /// Events past the cursor are committed but not yet shown, waiting for an earlier
+    /// transaction to end (PostgreSQL): worth asking again soon.
+    pub pending: bool,
+}

@@ -11,7 +11,7 @@ use loanwire_top::time::format_ms;
 use loanwire_top::TopDateTime;
 use serde_json::Value;
 
-use crate::{App, HistoryEntry, InboxRecord, LoanView, ProcessView, StoreError};
+use crate::{App, Event, HistoryEntry, InboxRecord, LoanView, ProcessView, StoreError};
 
 /// A stored value that does not read back as what was written: the database was changed
 /// behind loanwire's back, or is damaged.
@@ -323,5 +323,40 @@ impl ProcessSnapshot {
             updated_at: format_ms(self.updated_ms),
             history: history(self.history),
         })
+    }
+}
+
+/// The event columns every read selects, in [`EventRow`]'s order.
+pub const EVENT_COLUMNS: &str = "seq, id, type, recorded_ms, app_key, request_id, subject, data";
+
+/// A row of `events`, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub event_type: String,
+    pub recorded_ms: i64,
+    pub app_key: String,
+    pub request_id: String,
+    pub subject: String,
+    pub data: String,
+}
+
+impl EventRow {
+    pub fn into_event(self) -> Event {
+        let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::String(s));
+        let recorded_at = chrono::DateTime::from_timestamp_millis(self.recorded_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        Event {
+            id: self.id,
+            seq: self.seq,
+            event_type: self.event_type,
+            recorded_at,
+            app_key: self.app_key,
+            request_id: self.request_id,
+            subject: json(self.subject),
+            data: json(self.data),
+        }
     }
 }

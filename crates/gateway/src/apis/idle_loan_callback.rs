@@ -2,8 +2,8 @@
 
 use loanwire_api::idle_loan_callback::IdleLoanCallbackResponse;
 use loanwire_api::{IdleLoanCallbackRequest, TopApi};
-use loanwire_domain::process::{self, ProcessDecision, ProcessKey};
-use loanwire_store::{App, Work};
+use loanwire_domain::process::{self, ProcessDecision, ProcessKey, ProcessState};
+use loanwire_store::{App, NewEvent, Work};
 use loanwire_top::text::echo;
 use loanwire_top::Params;
 use serde_json::json;
@@ -14,6 +14,29 @@ use crate::state::AppState;
 
 /// The API parameter that carries the report.
 const PARAM: &str = "infos";
+
+/// The `process.changed` event of a callback that changed `previous` into `next`.
+fn changed(meta: &CallMeta, previous: Option<&ProcessState>, next: &ProcessState) -> NewEvent {
+    let subject = json!({
+        "kind": "process",
+        "channel_id": next.key.channel_id,
+        "type": next.key.process_type,
+        "process_no": next.key.process_no,
+    });
+    let data = json!({
+        "status": next.status,
+        "previous_status": previous.map(|p| &p.status),
+        "user": next.user,
+        "user_id": next.user_id,
+        "submit_time": next.submit_time,
+        "complete_time": next.complete_time,
+        "fund_products": next.fund_products,
+    });
+    meta.event(PROCESS_CHANGED, &meta.call_id, &subject, &data)
+}
+
+/// The type of the events this API produces.
+pub const PROCESS_CHANGED: &str = "process.changed";
 
 pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Work {
     let req = match IdleLoanCallbackRequest::from_params(params) {
@@ -49,6 +72,7 @@ pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> 
         let (response, biz_code) = match &decision {
             ProcessDecision::Apply(next) => {
                 tx.put_process(next, meta.received_ms())?;
+                tx.append_event(&changed(&meta, current.as_ref(), next))?;
                 (IdleLoanCallbackResponse::accepted(), None)
             }
             ProcessDecision::Refused(f) => (

@@ -7,7 +7,7 @@ pub mod idle_loan_callback;
 pub mod xfd_loan_change_notify;
 
 use loanwire_domain::Outcome;
-use loanwire_store::{App, InboxEntry, Recorded, Tx, Work};
+use loanwire_store::{App, InboxEntry, NewEvent, Recorded, Tx, Work};
 use loanwire_top::envelope::{render_error, render_success, Style};
 use loanwire_top::{Params, TopDateTime, TopError};
 use serde::Serialize;
@@ -130,6 +130,26 @@ impl CallMeta {
             response,
             inbox_id,
         })
+    }
+
+    /// The event of the change this call applied (SPEC 3.1): `subject` and `data` in the
+    /// SPEC's field order.
+    pub fn event(
+        &self,
+        event_type: &str,
+        request_id: &str,
+        subject: &Value,
+        data: &Value,
+    ) -> NewEvent {
+        NewEvent {
+            id: format!("evt_{}", ulid::Ulid::new()),
+            event_type: event_type.to_string(),
+            recorded_ms: self.received_ms(),
+            app_key: self.app_key.clone(),
+            request_id: request_id.to_string(),
+            subject: subject.to_string(),
+            data: data.to_string(),
+        }
     }
 
     /// Records and renders an `error_response`.

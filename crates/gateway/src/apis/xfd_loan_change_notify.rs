@@ -1,11 +1,13 @@
 //! `alibaba.finance.xfd.loan.change.notify`: parse, check, apply (SPEC 2.2).
 
-use loanwire_api::xfd_loan_change_notify::{XfdLoanChangeNotifyResponse, PARAM};
+use loanwire_api::xfd_loan_change_notify::{
+    XfdLoanChangeExternalRequest, XfdLoanChangeNotifyResponse, PARAM,
+};
 use loanwire_api::{TopApi, XfdLoanChangeNotifyRequest};
 use loanwire_domain::idempotency::{self, Check, IdempotencyRecord, IDEMPOTENCY_CONFLICT};
-use loanwire_domain::loan::{self, LoanDecision};
+use loanwire_domain::loan::{self, Flag, LoanDecision, LoanState};
 use loanwire_domain::Outcome;
-use loanwire_store::{App, Work};
+use loanwire_store::{App, NewEvent, Work};
 use loanwire_top::text::echo;
 use loanwire_top::Params;
 use serde_json::json;
@@ -13,6 +15,31 @@ use serde_json::json;
 use super::{body_of, refusal, CallMeta, Subject};
 use crate::errors;
 use crate::state::AppState;
+
+/// The type of the events this API produces.
+pub const LOAN_CHANGED: &str = "loan.changed";
+
+/// The `loan.changed` event of a change that turned `previous` into `next`.
+fn changed(
+    meta: &CallMeta,
+    req: &XfdLoanChangeExternalRequest,
+    previous: Option<&LoanState>,
+    next: &LoanState,
+    flags: &[Flag],
+) -> NewEvent {
+    let subject = json!({"kind": "loan", "loan_apply_no": next.loan_apply_no});
+    let data = json!({
+        "before_status": req.before_status,
+        "after_status": req.after_status,
+        "previous_status": previous.map(|p| &p.status),
+        "change_time": req.change_time,
+        "customer_id": next.customer_id,
+        "institution_loan_no": next.institution_loan_no,
+        "needs_reconciliation": next.needs_reconciliation,
+        "reconciliation_reasons": flags,
+    });
+    meta.event(LOAN_CHANGED, &req.request_id, &subject, &data)
+}
 
 pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) -> Work {
     let req = match XfdLoanChangeNotifyRequest::from_params(params) {
@@ -67,6 +94,7 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
         let response = match &decision {
             LoanDecision::Apply { state, flags } => {
                 tx.put_loan(state, flags, meta.received_ms())?;
+                tx.append_event(&changed(&meta, req, current.as_ref(), state, flags))?;
                 XfdLoanChangeNotifyResponse::accepted(&meta.call_id)
             }
             LoanDecision::Duplicate | LoanDecision::Stale => {

@@ -12,6 +12,19 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// A database error, as `Unavailable` with what the database said.
+pub(super) fn db_unavailable(e: postgres::Error) -> StoreError {
+    StoreError::Unavailable(describe(&e))
+}
+
+/// What the database said, not just "db error".
+pub(super) fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
 /// Maps a database error: the ones that mean "someone else got there first" are conflicts.
 pub(super) fn classify(e: postgres::Error) -> StoreError {
     match e.code() {
@@ -20,9 +33,9 @@ pub(super) fn classify(e: postgres::Error) -> StoreError {
                 || *c == SqlState::T_R_DEADLOCK_DETECTED
                 || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
         {
-            StoreError::Conflict(e.to_string())
+            StoreError::Conflict(describe(&e))
         }
-        _ => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Unavailable(describe(&e)),
     }
 }
 

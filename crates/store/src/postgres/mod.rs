@@ -12,6 +12,7 @@
 //! runtime's.
 
 mod conn;
+mod events;
 mod migrate;
 mod queries;
 mod tx;
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crossbeam_channel::Sender;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use conn::unavailable;
 pub use conn::Conn;
@@ -61,6 +62,9 @@ pub struct PgStore {
     jobs: Sender<Job>,
     reads: Sender<ReadJob>,
     health: Arc<CommitHealth>,
+    events_committed: Arc<watch::Sender<u64>>,
+    /// The listener thread runs while this lives.
+    _alive: Arc<()>,
 }
 
 /// Starts a thread named `name` (cut to 15 bytes by the kernel: keep it short).
@@ -96,6 +100,7 @@ impl PgStore {
         let mut first = Some(first);
 
         let health = Arc::new(CommitHealth::default());
+        let events_committed = Arc::new(watch::channel(0).0);
         let (jobs, job_rx) =
             crossbeam_channel::bounded::<Job>(options.max_batch * options.writers.max(1) * 4);
         for i in 0..options.writers.max(1) {
@@ -103,9 +108,9 @@ impl PgStore {
             let conn = first.take().unwrap_or_else(|| Conn::new(config.clone()));
             let max_batch = options.max_batch.max(1);
             let on_batch = options.on_batch.clone();
-            let health = health.clone();
+            let (health, events) = (health.clone(), events_committed.clone());
             spawn(format!("pg-writer-{i}"), move || {
-                writer_loop(conn, rx, max_batch, on_batch, &health)
+                writer_loop(conn, rx, max_batch, on_batch, &health, &events)
             })?;
         }
         let (reads, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
@@ -118,10 +123,21 @@ impl PgStore {
                 }
             })?;
         }
+        let alive = Arc::new(());
+        let (weak, signal, listen_config) = (
+            Arc::downgrade(&alive),
+            events_committed.clone(),
+            config.clone(),
+        );
+        spawn("pg-listen".into(), move || {
+            events::listen(listen_config, signal, weak)
+        })?;
         Ok(PgStore {
             jobs,
             reads,
             health,
+            events_committed,
+            _alive: alive,
         })
     }
 }
@@ -132,6 +148,10 @@ impl Backend for PgStore {
 
     fn commits(&self) -> &CommitHealth {
         &self.health
+    }
+
+    fn events_committed(&self) -> &watch::Sender<u64> {
+        &self.events_committed
     }
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {

@@ -4,11 +4,14 @@ use loanwire_domain::loan;
 use loanwire_domain::process::ProcessKey;
 use postgres::{IsolationLevel, Row, Transaction};
 
-use super::conn::{statement, unavailable, Conn};
+use super::conn::{db_unavailable, statement, Conn};
+use super::events::FRONTIER;
 use super::tx::{loan_row, process_row};
-use crate::backend::{inbox_query_sql, Queries, SqlArg};
-use crate::rows::{AppRow, InboxRow, LoanSnapshot, ProcessSnapshot, INBOX_COLUMNS};
-use crate::{InboxQuery, StoreError};
+use crate::backend::{event_limit, event_types_json, inbox_query_sql, EventRows, Queries, SqlArg};
+use crate::rows::{
+    AppRow, EventRow, InboxRow, LoanSnapshot, ProcessSnapshot, EVENT_COLUMNS, INBOX_COLUMNS,
+};
+use crate::{EventQuery, InboxQuery, StoreError};
 
 const APP_COLUMNS: &str = "app_key, name, secret, previous_secret, previous_secret_expires_ms,
     channels, methods, rate_limit, enabled, created_ms, updated_ms";
@@ -58,7 +61,7 @@ fn history(tx: &mut Transaction<'_>, subject: &str) -> Result<Vec<InboxRow>, Sto
             &format!("SELECT {INBOX_COLUMNS} FROM inbox WHERE subject = $1 ORDER BY id"),
             &[&subject],
         )
-        .map_err(unavailable)?;
+        .map_err(db_unavailable)?;
     Ok(rows.iter().map(inbox_row).collect())
 }
 
@@ -69,7 +72,7 @@ fn snapshot(conn: &mut Conn) -> Result<Transaction<'_>, StoreError> {
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
-        .map_err(unavailable)
+        .map_err(db_unavailable)
 }
 
 impl Queries for Conn {
@@ -82,7 +85,7 @@ impl Queries for Conn {
                  channels, methods, rate_limit, enabled, created_ms, updated_ms
              FROM apps WHERE app_key = $1",
         )?;
-        let row = client.query_opt(&s, &[&key]).map_err(unavailable)?;
+        let row = client.query_opt(&s, &[&key]).map_err(db_unavailable)?;
         Ok(row.as_ref().map(app_row))
     }
 
@@ -93,7 +96,7 @@ impl Queries for Conn {
                 &format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_ms, app_key"),
                 &[],
             )
-            .map_err(unavailable)?;
+            .map_err(db_unavailable)?;
         Ok(rows.iter().map(app_row).collect())
     }
 
@@ -119,7 +122,7 @@ impl Queries for Conn {
                     &a.updated_ms,
                 ],
             )
-            .map_err(unavailable)?;
+            .map_err(db_unavailable)?;
         Ok(n > 0)
     }
 
@@ -143,7 +146,7 @@ impl Queries for Conn {
                     &a.updated_ms,
                 ],
             )
-            .map_err(unavailable)?;
+            .map_err(db_unavailable)?;
         Ok(n > 0)
     }
 
@@ -156,7 +159,7 @@ impl Queries for Conn {
                  FROM loans WHERE loan_apply_no = $1",
                 &[&no],
             )
-            .map_err(unavailable)?
+            .map_err(db_unavailable)?
         else {
             return Ok(None);
         };
@@ -165,12 +168,12 @@ impl Queries for Conn {
                 "SELECT flag FROM loan_flags WHERE loan_apply_no = $1 ORDER BY id",
                 &[&no],
             )
-            .map_err(unavailable)?
+            .map_err(db_unavailable)?
             .iter()
             .map(|r| r.get(0))
             .collect();
         let history = history(&mut tx, &loan::subject(no))?;
-        tx.commit().map_err(unavailable)?;
+        tx.commit().map_err(db_unavailable)?;
         Ok(Some(LoanSnapshot {
             row: loan_row(&row),
             created_ms: row.get(6),
@@ -189,12 +192,12 @@ impl Queries for Conn {
                  FROM processes WHERE channel_id = $1 AND process_type = $2 AND process_no = $3",
                 &[&key.channel_id, &key.process_type, &key.process_no],
             )
-            .map_err(unavailable)?
+            .map_err(db_unavailable)?
         else {
             return Ok(None);
         };
         let history = history(&mut tx, &key.subject())?;
-        tx.commit().map_err(unavailable)?;
+        tx.commit().map_err(db_unavailable)?;
         Ok(Some(ProcessSnapshot {
             row: process_row(&row),
             created_ms: row.get(7),
@@ -216,7 +219,10 @@ impl Queries for Conn {
             .collect();
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
             args.iter().map(|b| b.as_ref()).collect();
-        let rows = self.client()?.query(&sql, &params).map_err(unavailable)?;
+        let rows = self
+            .client()?
+            .query(&sql, &params)
+            .map_err(db_unavailable)?;
         Ok(rows.iter().map(inbox_row).collect())
     }
 
@@ -227,7 +233,7 @@ impl Queries for Conn {
                 &format!("SELECT {INBOX_COLUMNS} FROM inbox WHERE call_id = $1"),
                 &[&call_id],
             )
-            .map_err(unavailable)?;
+            .map_err(db_unavailable)?;
         Ok(row.as_ref().map(inbox_row))
     }
 
@@ -239,14 +245,91 @@ impl Queries for Conn {
                  WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE call_id = wanted)",
                 &[&ids],
             )
-            .map_err(unavailable)?;
+            .map_err(db_unavailable)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn events(&mut self, q: &EventQuery) -> Result<EventRows, StoreError> {
+        let mut tx = snapshot(self)?;
+        let pruned_through: i64 = tx
+            .query_one("SELECT through_seq FROM events_pruned", &[])
+            .map_err(db_unavailable)?
+            .get(0);
+        let types = event_types_json(q);
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE seq > $1 AND seq < {FRONTIER}
+                       AND ($3::text IS NULL OR type IN (SELECT json_array_elements_text($3::json)))
+                     ORDER BY seq LIMIT $2"
+                ),
+                &[&q.after, &event_limit(q), &types],
+            )
+            .map_err(db_unavailable)?;
+        let rows: Vec<EventRow> = rows
+            .iter()
+            .map(|r| EventRow {
+                seq: r.get(0),
+                id: r.get(1),
+                event_type: r.get(2),
+                recorded_ms: r.get(3),
+                app_key: r.get(4),
+                request_id: r.get(5),
+                subject: r.get(6),
+                data: r.get(7),
+            })
+            .collect();
+        // Committed past the frontier: shown once the older transactions end.
+        let pending = rows.is_empty()
+            && tx
+                .query_one(
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE seq > $1 AND seq >= {FRONTIER})"
+                    ),
+                    &[&q.after],
+                )
+                .map_err(db_unavailable)?
+                .get::<_, bool>(0);
+        tx.commit().map_err(db_unavailable)?;
+        Ok(EventRows {
+            rows,
+            pruned_through,
+            pending,
+        })
+    }
+
+    fn prune_events(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.client()?.transaction().map_err(db_unavailable)?;
+        // Events are in time order along `seq`, give or take a transaction: the oldest prefix
+        // goes, up to the first event to keep.
+        let through: Option<i64> = tx
+            .query_one(
+                "SELECT max(seq) FROM events
+                 WHERE seq < coalesce((SELECT min(seq) FROM events WHERE recorded_ms >= $1), 9223372036854775807)",
+                &[&before_ms],
+            )
+            .map_err(db_unavailable)?
+            .get(0);
+        let Some(through) = through else {
+            return Ok(0);
+        };
+        let n = tx
+            .execute("DELETE FROM events WHERE seq <= $1", &[&through])
+            .map_err(db_unavailable)?;
+        tx.execute(
+            "UPDATE events_pruned SET through_seq = greatest(through_seq, $1)",
+            &[&through],
+        )
+        .map_err(db_unavailable)?;
+        tx.commit().map_err(db_unavailable)?;
+        Ok(n)
     }
 
     fn ping(&mut self) -> Result<(), StoreError> {
         self.client()?
             .simple_query("SELECT 1")
-            .map_err(unavailable)?;
+            .map_err(db_unavailable)?;
         Ok(())
     }
 }

@@ -6,13 +6,16 @@ use loanwire_domain::process::ProcessKey;
 use postgres::{Row, Statement, Transaction};
 
 use super::conn::{classify, statement, Statements};
+use super::events::SEQ_OF_EVENT;
 use crate::backend::TxRows;
 use crate::rows::{IdempotencyRow, LoanRow, ProcessRow};
-use crate::{InboxEntry, StoreError};
+use crate::{InboxEntry, NewEvent, StoreError};
 
 pub struct PgTx<'a, 't> {
     txn: &'a mut Transaction<'t>,
     statements: &'a mut Statements,
+    /// Events appended so far in this transaction, by every unit of the batch.
+    events: &'a mut u32,
     /// Rows this unit read as absent: written with a plain INSERT, so that a concurrent creator
     /// makes this unit fail and run again instead of being overwritten.
     absent_processes: HashSet<ProcessKey>,
@@ -20,10 +23,15 @@ pub struct PgTx<'a, 't> {
 }
 
 impl<'a, 't> PgTx<'a, 't> {
-    pub fn new(txn: &'a mut Transaction<'t>, statements: &'a mut Statements) -> Self {
+    pub fn new(
+        txn: &'a mut Transaction<'t>,
+        statements: &'a mut Statements,
+        events: &'a mut u32,
+    ) -> Self {
         PgTx {
             txn,
             statements,
+            events,
             absent_processes: HashSet::new(),
             absent_loans: HashSet::new(),
         }
@@ -264,4 +272,34 @@ impl TxRows for PgTx<'_, '_> {
             .map_err(classify)?;
         Ok(row.get(0))
     }
+
+    fn append_event_row(&mut self, e: &NewEvent) -> Result<(), StoreError> {
+        let ordinal = i64::from(*self.events);
+        self.execute(
+            insert_event_sql(),
+            &[
+                &ordinal,
+                &e.id,
+                &e.event_type,
+                &e.recorded_ms,
+                &e.app_key,
+                &e.request_id,
+                &e.subject,
+                &e.data,
+            ],
+        )?;
+        *self.events += 1;
+        Ok(())
+    }
+}
+
+/// The event insert, with its `seq` made from the transaction's id.
+fn insert_event_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO events (seq, id, type, recorded_ms, app_key, request_id, subject, data)
+             VALUES ({SEQ_OF_EVENT}, $2, $3, $4, $5, $6, $7, $8)"
+        )
+    })
 }

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::conn::{classify, unavailable, Conn};
+use super::events::CHANNEL;
 use super::tx::PgTx;
 use crate::backend::{run_unit, CommitHealth};
 use crate::{BatchObserver, Recorded, StoreError, Work};
@@ -23,6 +24,7 @@ pub(super) fn writer_loop(
     max_batch: usize,
     on_batch: Option<BatchObserver>,
     health: &CommitHealth,
+    events_committed: &watch::Sender<u64>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -33,7 +35,9 @@ pub(super) fn writer_loop(
             }
         }
         let size = batch.len();
-        run_batch(&mut conn, batch, health);
+        if run_batch(&mut conn, batch, health) {
+            events_committed.send_modify(|n| *n = n.wrapping_add(1));
+        }
         if let Some(observe) = &on_batch {
             observe(size);
         }
@@ -44,7 +48,8 @@ pub(super) fn writer_loop(
 const BATCH_ATTEMPTS: u32 = 8;
 
 enum BatchResult {
-    Committed(Vec<Recorded>),
+    /// The answers, and whether events were committed with them.
+    Committed(Vec<Recorded>, bool),
     /// This unit failed on its own (not a race, not the database): answer it, run the rest.
     UnitFailed(usize, StoreError),
     /// A unit lost a race; everything was rolled back, run the batch again.
@@ -64,8 +69,9 @@ fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
         Err(e) => return BatchResult::Failed(unavailable(e)),
     };
     let mut results = Vec::with_capacity(pending.len());
+    let mut events = 0u32;
     for (i, job) in pending.iter_mut().enumerate() {
-        let mut tx = PgTx::new(&mut txn, statements);
+        let mut tx = PgTx::new(&mut txn, statements, &mut events);
         match run_unit(&mut job.work, &mut tx) {
             Ok(r) => results.push(r),
             Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
@@ -73,8 +79,14 @@ fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
             Err(e) => return BatchResult::UnitFailed(i, e),
         }
     }
+    // Delivered to every listening instance when (and only if) the transaction commits.
+    if events > 0 {
+        if let Err(e) = txn.execute("SELECT pg_notify($1, '')", &[&CHANNEL]) {
+            return BatchResult::Failed(classify(e));
+        }
+    }
     match txn.commit() {
-        Ok(()) => BatchResult::Committed(results),
+        Ok(()) => BatchResult::Committed(results, events > 0),
         Err(e) => match classify(e) {
             StoreError::Conflict(why) => BatchResult::Conflict(why),
             other => BatchResult::Failed(other),
@@ -82,12 +94,15 @@ fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
     }
 }
 
-fn run_batch(conn: &mut Conn, mut pending: Vec<Job>, health: &CommitHealth) {
+/// Runs a batch to its end; whether events were committed.
+fn run_batch(conn: &mut Conn, mut pending: Vec<Job>, health: &CommitHealth) -> bool {
     let mut conflicts = 0;
+    let mut events = false;
     while !pending.is_empty() {
         match try_batch(conn, &mut pending) {
-            BatchResult::Committed(results) => {
+            BatchResult::Committed(results, with_events) => {
                 health.committed();
+                events |= with_events;
                 for (job, result) in pending.drain(..).zip(results) {
                     let _ = job.reply.send(Ok(result));
                 }
@@ -119,4 +134,5 @@ fn run_batch(conn: &mut Conn, mut pending: Vec<Job>, health: &CommitHealth) {
             }
         }
     }
+    events
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use writer::{failed_error, Failure, Job, Msg, Writer};
 
@@ -37,6 +37,7 @@ impl From<rusqlite::Error> for StoreError {
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../migrations/sqlite/0002_subjects_indexed_in_bulk.sql"),
+    include_str!("../../migrations/sqlite/0003_events.sql"),
 ];
 
 pub const DB_FILE: &str = "loanwire.db";
@@ -82,6 +83,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Msg>,
     failure: Failure,
     health: Arc<CommitHealth>,
+    events_committed: Arc<watch::Sender<u64>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     busy_timeout: Duration,
 }
@@ -169,6 +171,7 @@ impl SqliteStore {
         let restart = Arc::new(AtomicBool::new(false));
         let failure = Failure::default();
         let health = Arc::new(CommitHealth::default());
+        let events_committed = Arc::new(watch::channel(0).0);
         let writer = Writer {
             conn: writer,
             jobs: rx,
@@ -178,6 +181,7 @@ impl SqliteStore {
             restart_wal: restart.clone(),
             failure: failure.clone(),
             health: health.clone(),
+            events_committed: events_committed.clone(),
             subject_chunk: options.subject_chunk.max(1),
         };
         // Thread names are cut to 15 bytes by the kernel: short enough to tell them apart in
@@ -209,6 +213,7 @@ impl SqliteStore {
             jobs: tx,
             failure,
             health,
+            events_committed,
             readers: Arc::new(Mutex::new(Vec::new())),
             busy_timeout: options.busy_timeout,
         })
@@ -283,5 +288,9 @@ impl Backend for SqliteStore {
 
     fn commits(&self) -> &CommitHealth {
         &self.health
+    }
+
+    fn events_committed(&self) -> &watch::Sender<u64> {
+        &self.events_committed
     }
 }

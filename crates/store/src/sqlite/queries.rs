@@ -6,9 +6,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::subjects::SUBJECT_IDS;
 use super::tx::{loan_row, process_row};
-use crate::backend::{inbox_query_sql, Queries, SqlArg};
-use crate::rows::{AppRow, InboxRow, LoanSnapshot, ProcessSnapshot, INBOX_COLUMNS};
-use crate::{InboxQuery, StoreError};
+use crate::backend::{event_limit, event_types_json, inbox_query_sql, EventRows, Queries, SqlArg};
+use crate::rows::{
+    AppRow, EventRow, InboxRow, LoanSnapshot, ProcessSnapshot, EVENT_COLUMNS, INBOX_COLUMNS,
+};
+use crate::{EventQuery, InboxQuery, StoreError};
 
 const APP_COLUMNS: &str = "app_key, name, secret, previous_secret, previous_secret_expires_ms,
     channels, methods, rate_limit, enabled, created_ms, updated_ms";
@@ -194,6 +196,66 @@ impl Queries for Connection {
             }
         }
         Ok(missing)
+    }
+
+    fn events(&mut self, q: &EventQuery) -> Result<EventRows, StoreError> {
+        // One read transaction: the mark and the page agree.
+        let tx = self.transaction()?;
+        let pruned_through =
+            tx.query_row("SELECT through_seq FROM events_pruned", [], |r| r.get(0))?;
+        let rows = tx
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE seq > ?1 AND (?3 IS NULL OR type IN (SELECT value FROM json_each(?3)))
+                 ORDER BY seq LIMIT ?2"
+            ))?
+            .query_map(params![q.after, event_limit(q), event_types_json(q)], |r| {
+                Ok(EventRow {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    event_type: r.get(2)?,
+                    recorded_ms: r.get(3)?,
+                    app_key: r.get(4)?,
+                    request_id: r.get(5)?,
+                    subject: r.get(6)?,
+                    data: r.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        // The single writer commits in `seq` order: nothing committed is ever held back.
+        Ok(EventRows {
+            rows,
+            pruned_through,
+            pending: false,
+        })
+    }
+
+    fn prune_events(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let tx = self.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Events are in time order along `seq`, give or take a batch: the oldest prefix goes,
+        // found by walking from the start to the first event to keep.
+        let keep: Option<i64> = tx
+            .query_row(
+                "SELECT seq FROM events WHERE recorded_ms >= ?1 ORDER BY seq LIMIT 1",
+                params![before_ms],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let through: Option<i64> = tx.query_row(
+            "SELECT max(seq) FROM events WHERE ?1 IS NULL OR seq < ?1",
+            params![keep],
+            |r| r.get(0),
+        )?;
+        let Some(through) = through else {
+            return Ok(0);
+        };
+        let n = tx.execute("DELETE FROM events WHERE seq <= ?1", params![through])?;
+        tx.execute(
+            "UPDATE events_pruned SET through_seq = max(through_seq, ?1)",
+            params![through],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
     }
 
     fn ping(&mut self) -> Result<(), StoreError> {

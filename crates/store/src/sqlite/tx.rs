@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::TxRows;
 use crate::rows::{IdempotencyRow, LoanRow, ProcessRow};
-use crate::{InboxEntry, StoreError};
+use crate::{InboxEntry, NewEvent, StoreError};
 
 pub struct SqliteTx<'c> {
     pub conn: &'c Connection,
@@ -168,6 +168,28 @@ impl TxRows for SqliteTx<'_> {
         ])?;
         Ok(self.conn.last_insert_rowid())
     }
+
+    fn append_event_row(&mut self, e: &NewEvent) -> Result<(), StoreError> {
+        append_event(self.conn, e)
+    }
+}
+
+/// Appends an event; its `seq` is the next rowid, and this writer is the only one.
+fn append_event(conn: &Connection, e: &NewEvent) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO events (id, type, recorded_ms, app_key, request_id, subject, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        e.id,
+        e.event_type,
+        e.recorded_ms,
+        e.app_key,
+        e.request_id,
+        e.subject,
+        e.data
+    ])?;
+    Ok(())
 }
 
 /// `user, user_id, status, submit_ms, complete_ms, fund_products, app_key`.

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::{passive_checkpoint, Checkpointed};
 use super::files;
@@ -32,6 +32,7 @@ use super::subjects;
 use super::tx::SqliteTx;
 use crate::backend::{run_unit, CommitHealth};
 use crate::{BatchObserver, Recorded, StoreError, Work};
+use loanwire_domain::Outcome;
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
 
@@ -77,6 +78,8 @@ pub(super) struct Writer {
     pub restart_wal: Arc<AtomicBool>,
     pub failure: Failure,
     pub health: Arc<CommitHealth>,
+    /// Bumped once a batch with applied calls (and so events) is durable.
+    pub events_committed: Arc<watch::Sender<u64>>,
     /// Inbox records whose subjects are indexed together (see `subjects`).
     pub subject_chunk: i64,
 }
@@ -98,9 +101,10 @@ impl Writer {
     pub fn run(self, wal: File) {
         let (to_sync, synced) = std_mpsc::channel::<Answers>();
         let (failure, wake) = (self.failure.clone(), self.wake.clone());
+        let events = self.events_committed.clone();
         let syncer = std::thread::Builder::new()
             .name("sqlite-sync".into())
-            .spawn(move || sync_loop(wal, synced, wake, failure));
+            .spawn(move || sync_loop(wal, synced, wake, failure, &events));
         if let Err(e) = &syncer {
             stop(&self.failure, format!("cannot start the sync thread: {e}"));
         }
@@ -318,6 +322,7 @@ fn sync_loop(
     synced: std_mpsc::Receiver<Answers>,
     wake: mpsc::WeakSender<Msg>,
     failure: Failure,
+    events_committed: &watch::Sender<u64>,
 ) {
     let mut pending: Answers = Vec::new();
     while let Ok(first) = synced.recv() {
@@ -337,8 +342,15 @@ fn sync_loop(
         };
         match lost {
             None => {
+                // An applied call is one whose event committed with it (SPEC 3.1).
+                let applied = pending
+                    .iter()
+                    .any(|(_, r)| r.as_ref().is_ok_and(|r| r.outcome == Outcome::Applied));
                 for (reply, result) in pending.drain(..) {
                     let _ = reply.send(result);
+                }
+                if applied {
+                    events_committed.send_modify(|n| *n = n.wrapping_add(1));
                 }
             }
             Some(why) => {
@@ -455,7 +467,6 @@ fn in_savepoint<T, E: From<rusqlite::Error>>(
 mod tests {
     use super::*;
     use crate::InboxEntry;
-    use loanwire_domain::Outcome;
 
     fn record(call_id: &str) -> Work {
         let call_id = call_id.to_string();
@@ -504,6 +515,7 @@ mod tests {
             restart_wal: Arc::default(),
             failure: failure.clone(),
             health: Arc::default(),
+            events_committed: Arc::new(watch::channel(0).0),
             subject_chunk: 2048,
         };
         let (pipe, _keep_open) = std::io::pipe().unwrap();

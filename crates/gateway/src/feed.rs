@@ -1,0 +1,148 @@
+//! The event feed (SPEC 3.2): `GET /api/v1/events?after=&limit=&types=&wait=`, a cursor over
+//! `seq` that never skips, with long-polling — and the retention that prunes it.
+
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use loanwire_store::{EventQuery, Store};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::admin::{authorize, ApiError};
+use crate::apis::{idle_loan_callback::PROCESS_CHANGED, xfd_loan_change_notify::LOAN_CHANGED};
+use crate::state::AppState;
+
+/// The event types there are.
+pub const EVENT_TYPES: [&str; 2] = [LOAN_CHANGED, PROCESS_CHANGED];
+
+/// The longest a request may wait for an event.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+/// How soon to look again when events are committed but held back by an older transaction
+/// still running (PostgreSQL): no signal comes when that one ends without events of its own.
+const PENDING_PAUSE: Duration = Duration::from_millis(20);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/events", get(events))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FeedParams {
+    after: Option<i64>,
+    limit: Option<u32>,
+    types: Option<String>,
+    wait: Option<u64>,
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message)
+}
+
+fn parse(p: FeedParams) -> Result<(EventQuery, Duration), ApiError> {
+    let after = p.after.unwrap_or(0);
+    if after < 0 {
+        return Err(bad(format!("after {after} is negative")));
+    }
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=EventQuery::MAX_LIMIT).contains(&limit) {
+        return Err(bad(format!(
+            "limit {limit} is out of range: 1 to {}",
+            EventQuery::MAX_LIMIT
+        )));
+    }
+    let types = match p.types.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(list) => {
+            let types: Vec<String> = list.split(',').map(|t| t.trim().to_string()).collect();
+            if let Some(unknown) = types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
+                return Err(bad(format!(
+                    "unknown event type `{}`; the types are {}",
+                    loanwire_top::text::echo(unknown),
+                    EVENT_TYPES.join(", ")
+                )));
+            }
+            Some(types)
+        }
+    };
+    let wait = Duration::from_secs(p.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    Ok((
+        EventQuery {
+            after,
+            limit,
+            types,
+        },
+        wait,
+    ))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<FeedParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Query(p) = query.map_err(|e| bad(e.body_text()))?;
+    let (q, wait) = parse(p)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first look, so that a commit between a look and the wait is not
+    // slept through.
+    let mut signal = state.store.event_signal();
+    loop {
+        let page = state.store.events(&q).await?;
+        if q.after < page.pruned_through {
+            return Err(ApiError(
+                StatusCode::GONE,
+                format!(
+                    "cursor {} is older than the retention ({} days): events up to seq {} were pruned; start again from after={}",
+                    q.after, state.config.events.retention_days, page.pruned_through, page.pruned_through
+                ),
+            ));
+        }
+        let now = tokio::time::Instant::now();
+        if !page.events.is_empty() || now >= deadline {
+            let next_after = page.events.last().map_or(q.after, |e| e.seq);
+            return Ok(
+                Json(json!({ "events": page.events, "next_after": next_after })).into_response(),
+            );
+        }
+        let nap = if page.pending {
+            PENDING_PAUSE.min(deadline - now)
+        } else {
+            deadline - now
+        };
+        tokio::select! {
+            changed = signal.changed() => {
+                if changed.is_err() {
+                    // The store is gone (shutting down): answer what there is.
+                    tokio::time::sleep_until(deadline).await;
+                }
+            }
+            () = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+/// Prunes events older than the retention now and then every hour, for as long as the store
+/// lives.
+pub async fn prune_forever(store: std::sync::Arc<dyn Store>, retention_days: u32) {
+    let retention_ms = i64::from(retention_days) * 86_400_000;
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let before = loanwire_top::time::now_ms() - retention_ms;
+        match store.prune_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                pruned = n,
+                retention_days,
+                "events past the retention pruned"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning events failed; trying again in an hour"),
+        }
+    }
+}
