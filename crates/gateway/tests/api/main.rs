@@ -9,6 +9,7 @@ mod callback;
 mod concurrency;
 mod connections;
 mod durability;
+mod events;
 mod helpers;
 mod loan_change;
 mod malformed;

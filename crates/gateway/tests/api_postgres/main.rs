@@ -11,6 +11,8 @@ mod callback;
 mod concurrency;
 #[path = "../api/durability.rs"]
 mod durability;
+#[path = "../api/events.rs"]
+mod events;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/loan_change.rs"]
