@@ -24,5 +24,6 @@ mod protocol;
 #[path = "../api/read_api.rs"]
 mod read_api;
 
+mod feed;
 mod instances;
 mod outage;
