@@ -1,5 +1,5 @@
-//! `loanwire`: one binary for the gateway (`serve`, `app`, `loan`, `process`, `inbox`) and the
-//! partner CLI (`call`, `sign`).
+//! `loanwire`: one binary for the gateway (`serve`, `app`, `loan`, `process`, `inbox`, `events`)
+//! and the partner CLI (`call`, `sign`).
 
 mod commands;
 mod output;
@@ -36,6 +36,8 @@ enum Command {
     Process(commands::show::ProcessArgs),
     /// Read the call log (newest first) from a running gateway.
     Inbox(commands::show::InboxArgs),
+    /// Follow the event feed of a running gateway.
+    Events(commands::events::EventsArgs),
     /// Call a TOP gateway (Alibaba's or a loanwire one) as a partner app.
     Call(Box<commands::call::CallArgs>),
     /// Sign exactly the given parameters and print the upper-case sign.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Loan(args) => commands::show::loan(args),
         Command::Process(args) => commands::show::process(args),
         Command::Inbox(args) => commands::show::inbox(args),
+        Command::Events(args) => commands::events::run(args),
         Command::Call(args) => commands::call::run(*args),
         Command::Sign(args) => commands::sign::run(args),
         Command::Bench(args) => commands::bench::run(*args),

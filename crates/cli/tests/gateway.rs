@@ -37,16 +37,19 @@ fn start_with(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
     start_cmd(bin(), data_dir, envs)
 }
 
-fn start_cmd(mut cmd: Command, data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
+fn start_cmd(cmd: Command, data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
+    start_on(cmd, "127.0.0.1:0", data_dir, envs)
+}
+
+fn start_on(
+    mut cmd: Command,
+    listen: &str,
+    data_dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> Gateway {
     let mut child = cmd
         .envs(envs.iter().copied())
-        .args([
-            "serve",
-            "--sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
+        .args(["serve", "--sandbox", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -435,4 +438,103 @@ fn out_of_file_descriptors_the_gateway_backs_off_and_serves_again_once_idle_sock
         started.elapsed()
     );
     drop(idle);
+}
+
+#[test]
+fn events_tail_prints_one_event_a_line_and_follow_keeps_going_across_a_restart() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed port, so that the restarted gateway is where the follower looks.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let token = ("LOANWIRE_ADMIN_TOKEN", "tail-test-token-0123456789");
+    let g = start_on(bin(), &listen, dir.path(), &[token]);
+    let callback = |g: &Gateway, no: &str| {
+        let (code, _, err) = run(
+            g,
+            &[
+                "call",
+                "idle-loan-callback",
+                "--user",
+                "3",
+                "--user-id",
+                "3",
+                "--status",
+                "IN_PROCESSING",
+                "--type",
+                "CREDIT",
+                "--process-no",
+                no,
+                "--channel-id",
+                "wzzx",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    callback(&g, "P-t1");
+    callback(&g, "P-t2");
+    let (code, out, err) = run(&g, &["events", "tail"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[1]["subject"]["process_no"], "P-t2");
+    let after = lines[0]["seq"].as_i64().unwrap().to_string();
+    let (code, out, _) = run(
+        &g,
+        &[
+            "events",
+            "tail",
+            "--after",
+            &after,
+            "--types",
+            "loan.changed",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, ""), "no loan.changed events");
+
+    let mut follower = bin()
+        .args(["events", "tail", "--follow", "--after", &after])
+        .env("LOANWIRE_URL", &g.url)
+        .env("LOANWIRE_ADMIN_TOKEN", &g.admin_token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let next_line = || {
+        lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a followed event")
+    };
+    assert!(next_line().contains("P-t2"));
+    callback(&g, "P-t3");
+    assert!(next_line().contains("P-t3"));
+    // The gateway stops and comes back on the same address: the follower carries on.
+    let mut g = g;
+    assert!(Command::new("kill")
+        .args(["-TERM", &g.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    g.child.wait().unwrap();
+    let g = start_on(bin(), &listen, dir.path(), &[token]);
+    callback(&g, "P-t4");
+    assert!(next_line().contains("P-t4"));
+    let _ = follower.kill();
+    let _ = follower.wait();
 }

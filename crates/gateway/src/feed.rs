@@ -92,6 +92,7 @@ async fn events(
     // Subscribed before the first look, so that a commit between a look and the wait is not
     // slept through.
     let mut signal = state.store.event_signal();
+    let mut stopping = state.stopping.subscribe();
     loop {
         let page = state.store.events(&q).await?;
         if q.after < page.pruned_through {
@@ -104,7 +105,7 @@ async fn events(
             ));
         }
         let now = tokio::time::Instant::now();
-        if !page.events.is_empty() || now >= deadline {
+        if !page.events.is_empty() || now >= deadline || *stopping.borrow() {
             let next_after = page.events.last().map_or(q.after, |e| e.seq);
             return Ok(
                 Json(json!({ "events": page.events, "next_after": next_after })).into_response(),
@@ -123,6 +124,8 @@ async fn events(
                 }
             }
             () = tokio::time::sleep(nap) => {}
+            // The gateway is stopping: answer what there is rather than hold the shutdown.
+            _ = stopping.changed() => {}
         }
     }
 }

@@ -63,6 +63,7 @@ pub fn state(config: Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Ap
         config: Arc::new(config),
         store,
         metrics,
+        stopping: Arc::new(tokio::sync::watch::channel(false).0),
     }
 }
 
@@ -133,6 +134,11 @@ impl Application {
             self.state.store.clone(),
             cfg.events.retention_days,
         ));
+        let stopping = self.state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        };
         let served = crate::server::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
         served

@@ -18,6 +18,8 @@ pub struct AppState {
     pub apps: Arc<AppCache>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
+    /// Turns true when the gateway begins to stop: waiting requests answer at once.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// When the record was read, and the app (`None`: no such app).

@@ -1,6 +1,7 @@
 pub mod app;
 pub mod bench;
 pub mod call;
+pub mod events;
 pub mod serve;
 pub mod show;
 pub mod sign;

@@ -13,7 +13,7 @@ pub struct ReadConnection {
         default_value = "http://127.0.0.1:8080",
         global = true
     )]
-    url: String,
+    pub(crate) url: String,
     /// The read API's bearer token.
     #[arg(
         long,
@@ -21,7 +21,7 @@ pub struct ReadConnection {
         hide_env_values = true,
         global = true
     )]
-    admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -117,16 +117,22 @@ pub fn inbox(args: InboxArgs) -> ExitCode {
     get(&args.conn, &["api", "v1", "inbox"], &query)
 }
 
-fn get(conn: &ReadConnection, segments: &[&str], query: &[(&str, String)]) -> ExitCode {
+/// The read API's URL for `segments` and `query`, and the token; or why there is none (said on
+/// stderr, as the exit status to end with).
+pub(crate) fn endpoint(
+    conn: &ReadConnection,
+    segments: &[&str],
+    query: &[(&str, String)],
+) -> Result<(url::Url, String), ExitCode> {
     let Some(token) = &conn.admin_token else {
         eprintln!("error: the read API needs --admin-token or LOANWIRE_ADMIN_TOKEN");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     };
     let mut url = match url::Url::parse(&conn.url) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("error: --url `{}`: {e}", conn.url);
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     url.set_query(None);
@@ -136,13 +142,21 @@ fn get(conn: &ReadConnection, segments: &[&str], query: &[(&str, String)]) -> Ex
         }
         Err(()) => {
             eprintln!("error: --url `{}` cannot carry a path", conn.url);
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     }
     if !query.is_empty() {
         url.query_pairs_mut()
             .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
     }
+    Ok((url, token.clone()))
+}
+
+fn get(conn: &ReadConnection, segments: &[&str], query: &[(&str, String)]) -> ExitCode {
+    let (url, token) = match endpoint(conn, segments, query) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     loanwire_client::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -151,7 +165,7 @@ fn get(conn: &ReadConnection, segments: &[&str], query: &[(&str, String)]) -> Ex
     runtime.block_on(async move {
         let resp = match reqwest::Client::new()
             .get(url)
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .send()
             .await
         {
