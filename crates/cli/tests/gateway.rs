@@ -538,3 +538,113 @@ fn events_tail_prints_one_event_a_line_and_follow_keeps_going_across_a_restart()
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+#[test]
+fn after_kill_9_under_load_every_acknowledged_change_has_its_event_and_every_event_its_call() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let token = ("LOANWIRE_ADMIN_TOKEN", "kill-test-token-0123456789");
+    let mut g = start_on(bin(), &listen, dir.path(), &[token]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    loanwire_client::install_crypto_provider();
+    let client = loanwire_client::TopClient::builder(&g.url, &g.app_key, &g.secret)
+        .retry(loanwire_client::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let (client, acked, count) = (client.clone(), acked.clone(), count.clone());
+            runtime.spawn(async move {
+                for i in 0.. {
+                    let rid = format!("k{w}-{i}");
+                    let req = loanwire_api::XfdLoanChangeNotifyRequest {
+                        param_xfd_loan_change_external_request:
+                            loanwire_api::XfdLoanChangeExternalRequest {
+                                after_status: "NORMAL".into(),
+                                before_status: "NEW".into(),
+                                change_time: loanwire_top::TopDateTime::parse(
+                                    "2024-01-01 00:00:00",
+                                )
+                                .unwrap(),
+                                customer_id: None,
+                                institution_loan_no: None,
+                                loan_apply_no: format!("FI-{rid}"),
+                                request_id: rid.clone(),
+                            },
+                    };
+                    // Calls cut off by the kill fail; only answered ones count.
+                    match client.call(&req).await {
+                        Ok(o) if o.is_accepted() => {
+                            acked.lock().unwrap().push(rid);
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while count.load(Ordering::SeqCst) < 300 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "calls are not being answered"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(Command::new("kill")
+        .args(["-KILL", &g.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    g.child.wait().unwrap();
+    for w in workers {
+        runtime.block_on(w).unwrap();
+    }
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    let g = start_on(bin(), &listen, dir.path(), &[token]);
+    let (code, out, err) = run(&g, &["events", "tail"]);
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let with_event: std::collections::HashSet<&str> = events
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap())
+        .collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|r| !with_event.contains(r.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged changes have no event, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    // Every event's call is in the inbox as applied: its loan note's history says so.
+    for e in &events {
+        let no = e["subject"]["loan_apply_no"].as_str().unwrap();
+        let (code, out, err) = run(&g, &["loan", "show", no]);
+        assert_eq!(code, 0, "{err}");
+        let view: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let applied = view["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["request_id"] == e["request_id"] && h["outcome"] == "applied");
+        assert!(applied, "event {} has no applied call: {view}", e["id"]);
+    }
+    assert!(events.len() >= acked.len());
+}
