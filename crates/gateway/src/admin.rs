@@ -9,8 +9,10 @@ use axum::{Json, Router};
 use loanwire_domain::process::ProcessKey;
 use loanwire_domain::Outcome;
 use loanwire_store::{InboxQuery, StoreError};
+use loanwire_store::{InboxRecord, LoanView, ProcessView};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::state::AppState;
 
@@ -28,6 +30,14 @@ pub fn routes() -> Router<AppState> {
 
 /// A read API failure: an HTTP status and a JSON `{"error": …}`.
 pub struct ApiError(pub StatusCode, pub String);
+
+/// What every read API failure answers.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the JSON `ApiError` writes
+pub struct ErrorBody {
+    /// What is wrong, in a sentence.
+    error: String,
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -71,6 +81,15 @@ fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("{what} not found"))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/loans/{loan_apply_no}", tag = "read",
+    params(("loan_apply_no" = String, Path, description = "Alibaba's draw-down order number")),
+    responses(
+        (status = 200, description = "The loan note: status, identity, flags, history", body = LoanView),
+        (status = 404, description = "No such loan note", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn loan(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -85,6 +104,19 @@ async fn loan(
     Ok(Json(view).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/processes/{channel_id}/{process_type}/{process_no}", tag = "read",
+    params(
+        ("channel_id" = String, Path),
+        ("process_type" = String, Path, description = "CREDIT or LOAN"),
+        ("process_no" = String, Path),
+    ),
+    responses(
+        (status = 200, description = "The process: status and history", body = ProcessView),
+        (status = 404, description = "No such process", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn process(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,15 +140,38 @@ async fn process(
 /// The most inbox records one page holds.
 const MAX_INBOX_LIMIT: u32 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InboxParams {
+    /// Only this app's calls.
     app: Option<String>,
+    /// Only calls of this method.
     method: Option<String>,
+    /// applied, duplicate, stale or refused.
     outcome: Option<String>,
+    /// Only records older than this id (the previous page's `next_before`).
     before: Option<i64>,
+    /// 1 to 500 (default 50).
     limit: Option<u32>,
 }
 
+/// A page of the inbox, newest first.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the JSON the handler writes
+pub struct InboxPage {
+    records: Vec<InboxRecord>,
+    /// The `before` of the next page; absent on the last.
+    next_before: Option<i64>,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/inbox", tag = "read", params(InboxParams),
+    responses(
+        (status = 200, description = "Calls, newest first", body = InboxPage),
+        (status = 400, description = "A bad filter or limit", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn inbox(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -154,6 +209,15 @@ async fn inbox(
     Ok(Json(json!({ "records": records, "next_before": next })).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/inbox/{call_id}", tag = "read",
+    params(("call_id" = String, Path, description = "The envelope's request_id")),
+    responses(
+        (status = 200, description = "One call with its parameters and the exact response sent", body = InboxRecord),
+        (status = 404, description = "No such call", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn inbox_call(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -170,6 +234,15 @@ async fn inbox_call(
 
 /// Which of the given call `request_id`s the inbox does not hold (the bench verifies with it
 /// that every acknowledged call was recorded).
+#[utoipa::path(
+    post, path = "/api/v1/inbox/check", tag = "read",
+    request_body(content = Vec<String>, description = "Envelope request_ids, at most 10,000"),
+    responses(
+        (status = 200, description = "`{checked, missing}`: the ids the inbox does not hold", body = Object),
+        (status = 400, description = "Too many ids, or not a JSON list", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn inbox_check(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -9,9 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use loanwire_store::{EventQuery, Store};
+use loanwire_store::{Event, EventQuery, Store};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::{authorize, ApiError};
 use crate::apis::{idle_loan_callback::PROCESS_CHANGED, xfd_loan_change_notify::LOAN_CHANGED};
@@ -31,12 +32,26 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/events", get(events))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedParams {
+    /// Events with a `seq` greater than this (default 0).
     after: Option<i64>,
+    /// 1 to 1000 (default 100).
     limit: Option<u32>,
+    /// Comma-separated: loan.changed, process.changed (default all).
     types: Option<String>,
+    /// Seconds to hold an empty answer until an event commits, at most 30 (default 0).
     wait: Option<u64>,
+}
+
+/// A page of the feed.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the JSON the handler writes
+pub struct EventPage {
+    events: Vec<Event>,
+    /// The cursor to ask with next: the last event's `seq`, or `after` when there is none.
+    next_after: i64,
 }
 
 fn bad(message: String) -> ApiError {
@@ -80,6 +95,15 @@ fn parse(p: FeedParams) -> Result<(EventQuery, Duration), ApiError> {
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events", params(FeedParams),
+    responses(
+        (status = 200, description = "Events in seq order", body = EventPage),
+        (status = 400, description = "A bad parameter", body = crate::admin::ErrorBody),
+        (status = 410, description = "The cursor is older than the retention", body = crate::admin::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,

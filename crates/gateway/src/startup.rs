@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::state::{AppCache, AppState, RateLimits};
-use crate::{admin, feed, ops, rest};
+use crate::{admin, feed, openapi, ops, rest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route(loanwire_top::ROUTER_PATH, any(rest::router_rest))
         .merge(admin::routes())
         .merge(feed::routes())
+        .merge(openapi::routes())
         .merge(ops::routes())
         .with_state(state)
 }

@@ -4,6 +4,7 @@ use loanwire_domain::loan::Flag;
 use loanwire_domain::Outcome;
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// A registered partner app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,7 +87,7 @@ pub struct InboxEntry {
     pub response: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct InboxRecord {
     pub id: i64,
     /// The envelope's `request_id`.
@@ -99,8 +100,13 @@ pub struct InboxRecord {
     pub biz_code: Option<String>,
     pub subject: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Every parameter as received.
+    #[schema(value_type = Object)]
     pub params: Value,
+    /// What the call reported, in a few fields.
+    #[schema(value_type = Object)]
     pub detail: Value,
+    /// The exact response sent.
     pub response: String,
 }
 
@@ -121,7 +127,7 @@ impl InboxQuery {
 }
 
 /// One call in a history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct HistoryEntry {
     /// The caller's `request_id` for a loan change; the call's envelope `request_id` otherwise.
     pub request_id: String,
@@ -132,7 +138,9 @@ pub struct HistoryEntry {
     pub outcome: String,
     pub error_code: Option<u32>,
     pub biz_code: Option<String>,
+    /// The statuses and times the call reported, as fields of the entry.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 
@@ -154,7 +162,7 @@ impl From<&InboxRecord> for HistoryEntry {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct LoanView {
     pub loan_apply_no: String,
     pub status: String,
@@ -163,13 +171,15 @@ pub struct LoanView {
     pub institution_loan_no: Option<String>,
     pub last_change_time: String,
     pub needs_reconciliation: bool,
+    /// Why: gaps and reversals, with the expected and reported statuses.
+    #[schema(value_type = Vec<Object>)]
     pub reconciliation_reasons: Vec<Flag>,
     pub created_at: String,
     pub updated_at: String,
     pub history: Vec<HistoryEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ProcessView {
     pub channel_id: String,
     #[serde(rename = "type")]
@@ -204,7 +214,7 @@ pub struct NewEvent {
 }
 
 /// An event as the feed shows it, fields in the SPEC's order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Event {
     pub id: String,
     pub seq: i64,
@@ -214,7 +224,11 @@ pub struct Event {
     pub recorded_at: String,
     pub app_key: String,
     pub request_id: String,
+    /// `{"kind":"loan","loan_apply_no"}` or `{"kind":"process","channel_id","type","process_no"}`.
+    #[schema(value_type = Object)]
     pub subject: Value,
+    /// What changed (SPEC 3.1).
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 

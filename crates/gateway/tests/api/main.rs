@@ -13,6 +13,7 @@ mod events;
 mod helpers;
 mod loan_change;
 mod malformed;
+mod openapi;
 mod protocol;
 mod read_api;
 mod vanished;
