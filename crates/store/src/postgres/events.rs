@@ -12,7 +12,9 @@
 //! to a transaction that was still running then (or began later), whose xid — and so whose
 //! `seq` — is at or above that frontier: `seq > cursor` never skips. The price is that an event
 //! waits, unseen, while any older writing transaction on the database is still running; the
-//! feed reports that as `pending` so that a long-polling reader asks again soon. 20 bits of
+//! feed reports that as `pending` so that a long-polling reader asks again soon. Readers on
+//! other instances are woken by a NOTIFY sent after the commit (`notify`), heard by `listen`.
+//! 20 bits of
 //! ordinal allow a million events per transaction; xid8 stays below 2^43 for centuries of load.
 
 use std::sync::{Arc, Weak};
@@ -29,6 +31,36 @@ pub(super) const FRONTIER: &str = "(pg_snapshot_xmin(pg_current_snapshot())::tex
 
 /// The channel writers notify when they commit events.
 pub(super) const CHANNEL: &str = "loanwire_events";
+
+/// At most one NOTIFY per this long: each is a transaction of the server's, and batches commit
+/// hundreds of times a second; a reader elsewhere waits this much longer at most.
+const NOTIFY_EVERY: Duration = Duration::from_millis(10);
+
+/// Tells every instance listening that events were committed, once per wake-up however many
+/// batches committed meanwhile. From a connection of its own, after the writers' commits:
+/// PostgreSQL commits transactions that sent NOTIFY one at a time, so a NOTIFY inside the
+/// writers' transactions would take group commit away from them.
+pub(super) fn notify(config: postgres::Config, committed: crossbeam_channel::Receiver<()>) {
+    let mut client: Option<postgres::Client> = None;
+    while committed.recv().is_ok() {
+        while committed.try_recv().is_ok() {}
+        for _ in 0..2 {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                client = config.connect(postgres::NoTls).ok();
+            }
+            let Some(c) = client.as_mut() else {
+                break;
+            };
+            match c.execute("SELECT pg_notify($1, '')", &[&CHANNEL]) {
+                Ok(_) => break,
+                // Lost connection: once more with a new one. Readers elsewhere still find the
+                // events at their next look; a notification only wakes them sooner.
+                Err(_) => client = None,
+            }
+        }
+        std::thread::sleep(NOTIFY_EVERY);
+    }
+}
 
 /// Listens for other instances' commits of events and bumps `signal`; reconnects when the
 /// connection is lost; stops when `alive` is gone.

@@ -101,6 +101,7 @@ impl PgStore {
 
         let health = Arc::new(CommitHealth::default());
         let events_committed = Arc::new(watch::channel(0).0);
+        let (notify, to_notify) = crossbeam_channel::bounded::<()>(1);
         let (jobs, job_rx) =
             crossbeam_channel::bounded::<Job>(options.max_batch * options.writers.max(1) * 4);
         for i in 0..options.writers.max(1) {
@@ -108,9 +109,10 @@ impl PgStore {
             let conn = first.take().unwrap_or_else(|| Conn::new(config.clone()));
             let max_batch = options.max_batch.max(1);
             let on_batch = options.on_batch.clone();
-            let (health, events) = (health.clone(), events_committed.clone());
+            let (health, events, notify) =
+                (health.clone(), events_committed.clone(), notify.clone());
             spawn(format!("pg-writer-{i}"), move || {
-                writer_loop(conn, rx, max_batch, on_batch, &health, &events)
+                writer_loop(conn, rx, max_batch, on_batch, &health, &events, &notify)
             })?;
         }
         let (reads, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
@@ -129,8 +131,14 @@ impl PgStore {
             events_committed.clone(),
             config.clone(),
         );
+        let notify_config = listen_config.clone();
         spawn("pg-listen".into(), move || {
             events::listen(listen_config, signal, weak)
+        })?;
+        // Ends when the writers (the senders) are gone.
+        drop(notify);
+        spawn("pg-notify".into(), move || {
+            events::notify(notify_config, to_notify)
         })?;
         Ok(PgStore {
             jobs,

@@ -16,6 +16,9 @@ pub struct PgTx<'a, 't> {
     statements: &'a mut Statements,
     /// Events appended so far in this transaction, by every unit of the batch.
     events: &'a mut u32,
+    /// An event waiting to go out with the unit's inbox record, in one statement (one round
+    /// trip fewer per applied call), with its ordinal.
+    pending_event: Option<(NewEvent, i64)>,
     /// Rows this unit read as absent: written with a plain INSERT, so that a concurrent creator
     /// makes this unit fail and run again instead of being overwritten.
     absent_processes: HashSet<ProcessKey>,
@@ -32,9 +35,31 @@ impl<'a, 't> PgTx<'a, 't> {
             txn,
             statements,
             events,
+            pending_event: None,
             absent_processes: HashSet::new(),
             absent_loans: HashSet::new(),
         }
+    }
+
+    /// Writes an event still waiting for an inbox record to go out with; called after each
+    /// unit, so that nothing a unit appended is left behind.
+    pub fn finish(&mut self) -> Result<(), StoreError> {
+        if let Some((e, ordinal)) = self.pending_event.take() {
+            self.execute(
+                insert_event_sql(),
+                &[
+                    &ordinal,
+                    &e.id,
+                    &e.event_type,
+                    &e.recorded_ms,
+                    &e.app_key,
+                    &e.request_id,
+                    &e.subject,
+                    &e.data,
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
@@ -244,53 +269,70 @@ impl TxRows for PgTx<'_, '_> {
     }
 
     fn append_inbox_row(&mut self, e: &InboxEntry) -> Result<i64, StoreError> {
-        let s = self.stmt(
-            "INSERT INTO inbox (call_id, received_ms, app_key, method, params, outcome, error_code,
-                 biz_code, subject, idempotency_key, detail, response)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-        )?;
         let error_code = e.error_code.map(|c| c as i32);
-        let row = self
-            .txn
-            .query_one(
-                &s,
-                &[
-                    &e.call_id,
-                    &e.received_ms,
-                    &e.app_key,
-                    &e.method,
-                    &e.params,
-                    &e.outcome.as_str(),
-                    &error_code,
-                    &e.biz_code,
-                    &e.subject,
-                    &e.idempotency_key,
-                    &e.detail,
-                    &e.response,
-                ],
-            )
-            .map_err(classify)?;
+        let outcome = e.outcome.as_str();
+        let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+            &e.call_id,
+            &e.received_ms,
+            &e.app_key,
+            &e.method,
+            &e.params,
+            &outcome,
+            &error_code,
+            &e.biz_code,
+            &e.subject,
+            &e.idempotency_key,
+            &e.detail,
+            &e.response,
+        ];
+        let pending = self.pending_event.take();
+        let sql = match &pending {
+            None => INSERT_INBOX,
+            Some((ev, ordinal)) => {
+                args.extend_from_slice(&[
+                    ordinal,
+                    &ev.id,
+                    &ev.event_type,
+                    &ev.recorded_ms,
+                    &ev.app_key,
+                    &ev.request_id,
+                    &ev.subject,
+                    &ev.data,
+                ]);
+                insert_inbox_with_event_sql()
+            }
+        };
+        let s = self.stmt(sql)?;
+        let row = self.txn.query_one(&s, &args).map_err(classify)?;
         Ok(row.get(0))
     }
 
     fn append_event_row(&mut self, e: &NewEvent) -> Result<(), StoreError> {
-        let ordinal = i64::from(*self.events);
-        self.execute(
-            insert_event_sql(),
-            &[
-                &ordinal,
-                &e.id,
-                &e.event_type,
-                &e.recorded_ms,
-                &e.app_key,
-                &e.request_id,
-                &e.subject,
-                &e.data,
-            ],
-        )?;
+        // A second event of the same unit sends the first out alone.
+        self.finish()?;
+        self.pending_event = Some((e.clone(), i64::from(*self.events)));
         *self.events += 1;
         Ok(())
     }
+}
+
+const INSERT_INBOX: &str =
+    "INSERT INTO inbox (call_id, received_ms, app_key, method, params, outcome, error_code,
+         biz_code, subject, idempotency_key, detail, response)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+
+/// The inbox record and the event of its call, in one statement.
+fn insert_inbox_with_event_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH event AS (
+                 INSERT INTO events (seq, id, type, recorded_ms, app_key, request_id, subject, data)
+                 VALUES ({}, $14, $15, $16, $17, $18, $19, $20))
+             {INSERT_INBOX}",
+            SEQ_OF_EVENT.replace("$1", "$13")
+        )
+    })
 }
 
 /// The event insert, with its `seq` made from the transaction's id.

@@ -8,7 +8,6 @@ use crossbeam_channel::Receiver;
 use tokio::sync::{oneshot, watch};
 
 use super::conn::{classify, unavailable, Conn};
-use super::events::CHANNEL;
 use super::tx::PgTx;
 use crate::backend::{run_unit, CommitHealth};
 use crate::{BatchObserver, Recorded, StoreError, Work};
@@ -25,6 +24,7 @@ pub(super) fn writer_loop(
     on_batch: Option<BatchObserver>,
     health: &CommitHealth,
     events_committed: &watch::Sender<u64>,
+    notify: &crossbeam_channel::Sender<()>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -37,6 +37,9 @@ pub(super) fn writer_loop(
         let size = batch.len();
         if run_batch(&mut conn, batch, health) {
             events_committed.send_modify(|n| *n = n.wrapping_add(1));
+            // Other instances hear of it from the notifier; a full channel means it already
+            // has a notification to send, which covers this batch too.
+            let _ = notify.try_send(());
         }
         if let Some(observe) = &on_batch {
             observe(size);
@@ -72,17 +75,11 @@ fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
     let mut events = 0u32;
     for (i, job) in pending.iter_mut().enumerate() {
         let mut tx = PgTx::new(&mut txn, statements, &mut events);
-        match run_unit(&mut job.work, &mut tx) {
+        match run_unit(&mut job.work, &mut tx).and_then(|r| tx.finish().map(|()| r)) {
             Ok(r) => results.push(r),
             Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
             Err(e @ StoreError::Unavailable(_)) => return BatchResult::Failed(e),
             Err(e) => return BatchResult::UnitFailed(i, e),
-        }
-    }
-    // Delivered to every listening instance when (and only if) the transaction commits.
-    if events > 0 {
-        if let Err(e) = txn.execute("SELECT pg_notify($1, '')", &[&CHANNEL]) {
-            return BatchResult::Failed(classify(e));
         }
     }
     match txn.commit() {
