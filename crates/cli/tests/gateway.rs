@@ -540,7 +540,22 @@ fn events_tail_prints_one_event_a_line_and_follow_keeps_going_across_a_restart()
 }
 
 #[test]
-fn after_kill_9_under_load_every_acknowledged_change_has_its_event_and_every_event_its_call() {
+fn after_kill_9_under_load_on_sqlite_every_acknowledged_change_has_its_event_and_every_event_its_call(
+) {
+    kill_9_under_load(None);
+}
+
+#[test]
+fn after_kill_9_under_load_on_postgresql_every_acknowledged_change_has_its_event_and_every_event_its_call(
+) {
+    if let Some(base) = loanwire_testkit::pg_url() {
+        kill_9_under_load(Some(loanwire_testkit::fresh_pg_schema(&base)));
+    }
+}
+
+/// A gateway killed with SIGKILL while 16 clients send loan changes, then restarted: its feed
+/// and its inbox agree with what the clients were told.
+fn kill_9_under_load(database: Option<String>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
@@ -551,8 +566,11 @@ fn after_kill_9_under_load_every_acknowledged_change_has_its_event_and_every_eve
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let token = ("LOANWIRE_ADMIN_TOKEN", "kill-test-token-0123456789");
-    let mut g = start_on(bin(), &listen, dir.path(), &[token]);
+    let mut envs = vec![("LOANWIRE_ADMIN_TOKEN", "kill-test-token-0123456789")];
+    if let Some(url) = &database {
+        envs.push(("LOANWIRE_DATABASE_URL", url));
+    }
+    let mut g = start_on(bin(), &listen, dir.path(), &envs);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     loanwire_client::install_crypto_provider();
     let client = loanwire_client::TopClient::builder(&g.url, &g.app_key, &g.secret)
@@ -612,7 +630,7 @@ fn after_kill_9_under_load_every_acknowledged_change_has_its_event_and_every_eve
         runtime.block_on(w).unwrap();
     }
     let acked: Vec<String> = acked.lock().unwrap().clone();
-    let g = start_on(bin(), &listen, dir.path(), &[token]);
+    let g = start_on(bin(), &listen, dir.path(), &envs);
     let (code, out, err) = run(&g, &["events", "tail"]);
     assert_eq!(code, 0, "{err}");
     let events: Vec<serde_json::Value> = out
