@@ -77,6 +77,30 @@ fn start_on(
     }
 }
 
+/// `loanwire call idle-loan-callback` for process `no`, as the sandbox app; it must succeed.
+fn send_callback(g: &Gateway, no: &str) {
+    let (code, _, err) = run(
+        g,
+        &[
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "3",
+            "--user-id",
+            "3",
+            "--status",
+            "IN_PROCESSING",
+            "--type",
+            "CREDIT",
+            "--process-no",
+            no,
+            "--channel-id",
+            "wzzx",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
 fn run(g: &Gateway, args: &[&str]) -> (i32, String, String) {
     run_as(g, &g.app_key, &g.secret, args)
 }
@@ -296,26 +320,7 @@ fn sigterm_stops_within_the_grace_even_with_a_half_sent_request_open() {
     half.write_all(b"POST /router/rest HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nuser=3")
         .unwrap();
     // The gateway has the request once a normal call on another connection is answered after it.
-    let (code, _, err) = run(
-        &g,
-        &[
-            "call",
-            "idle-loan-callback",
-            "--user",
-            "3",
-            "--user-id",
-            "3",
-            "--status",
-            "IN_PROCESSING",
-            "--type",
-            "CREDIT",
-            "--process-no",
-            "P-term",
-            "--channel-id",
-            "wzzx",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    send_callback(&g, "P-term");
     let signalled = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &g.child.id().to_string()])
@@ -412,26 +417,7 @@ fn out_of_file_descriptors_the_gateway_backs_off_and_serves_again_once_idle_sock
     );
     // Once the idle sockets time out, a call gets through.
     let started = Instant::now();
-    let (code, _, err) = run(
-        &g,
-        &[
-            "call",
-            "idle-loan-callback",
-            "--user",
-            "3",
-            "--user-id",
-            "3",
-            "--status",
-            "IN_PROCESSING",
-            "--type",
-            "CREDIT",
-            "--process-no",
-            "P-fd",
-            "--channel-id",
-            "wzzx",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    send_callback(&g, "P-fd");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "took {:?}",
@@ -455,30 +441,8 @@ fn events_tail_prints_one_event_a_line_and_follow_keeps_going_across_a_restart()
     let listen = format!("127.0.0.1:{port}");
     let token = ("LOANWIRE_ADMIN_TOKEN", "tail-test-token-0123456789");
     let g = start_on(bin(), &listen, dir.path(), &[token]);
-    let callback = |g: &Gateway, no: &str| {
-        let (code, _, err) = run(
-            g,
-            &[
-                "call",
-                "idle-loan-callback",
-                "--user",
-                "3",
-                "--user-id",
-                "3",
-                "--status",
-                "IN_PROCESSING",
-                "--type",
-                "CREDIT",
-                "--process-no",
-                no,
-                "--channel-id",
-                "wzzx",
-            ],
-        );
-        assert_eq!(code, 0, "{err}");
-    };
-    callback(&g, "P-t1");
-    callback(&g, "P-t2");
+    send_callback(&g, "P-t1");
+    send_callback(&g, "P-t2");
     let (code, out, err) = run(&g, &["events", "tail"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<serde_json::Value> = out
@@ -522,7 +486,7 @@ fn events_tail_prints_one_event_a_line_and_follow_keeps_going_across_a_restart()
             .expect("a followed event")
     };
     assert!(next_line().contains("P-t2"));
-    callback(&g, "P-t3");
+    send_callback(&g, "P-t3");
     assert!(next_line().contains("P-t3"));
     // The gateway stops and comes back on the same address: the follower carries on.
     let mut g = g;
@@ -533,7 +497,7 @@ fn events_tail_prints_one_event_a_line_and_follow_keeps_going_across_a_restart()
         .success());
     g.child.wait().unwrap();
     let g = start_on(bin(), &listen, dir.path(), &[token]);
-    callback(&g, "P-t4");
+    send_callback(&g, "P-t4");
     assert!(next_line().contains("P-t4"));
     let _ = follower.kill();
     let _ = follower.wait();

@@ -642,7 +642,7 @@ async fn multipart_file_parts_are_not_signed_and_not_stored() {
 #[tokio::test]
 async fn a_body_that_trickles_in_too_slowly_gets_a_top_error() {
     crate::skip_unless_backend!();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let app = spawn_app_with(|c| c.body_timeout_secs = 1).await;
     let addr = app.base.trim_start_matches("http://").to_string();
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -651,19 +651,7 @@ async fn a_body_that_trickles_in_too_slowly_gets_a_top_error() {
     );
     sock.write_all(head.as_bytes()).await.unwrap();
     let started = std::time::Instant::now();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&answer).contains("error_response") {
-        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
-            .await
-            .expect("an answer")
-            .unwrap();
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&answer);
+    let text = read_error_answer(&mut sock).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("isv.request-timeout"), "{text}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
@@ -692,7 +680,7 @@ async fn a_parameter_sent_twice_is_refused_in_the_format_the_body_asked_for() {
 #[tokio::test]
 async fn a_body_announced_over_the_limit_is_refused_at_once_without_100_continue() {
     crate::skip_unless_backend!();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let app = spawn_app().await;
     let addr = app.base.trim_start_matches("http://").to_string();
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -700,21 +688,27 @@ async fn a_body_announced_over_the_limit_is_refused_at_once_without_100_continue
         "POST /router/rest?format=json HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n"
     );
     sock.write_all(head.as_bytes()).await.unwrap();
+    // Answered within 5 s (the body timeout is 30 s), without a byte of the body sent.
+    let text = read_error_answer(&mut sock).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    assert!(text.contains("isv.request-too-large"), "{text}");
+}
+
+/// Reads a raw answer until its TOP error envelope is in; each read may take at most 5 s.
+async fn read_error_answer(sock: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    // Answered within 5 s (the body timeout is 30 s), without a byte of the body sent.
     while !String::from_utf8_lossy(&answer).contains("error_response") {
         let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
             .await
-            .expect("answered at once")
+            .expect("an answer within 5 s")
             .unwrap();
         if n == 0 {
             break;
         }
         answer.extend_from_slice(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(!text.contains("100 Continue"), "{text}");
-    assert!(text.contains("isv.request-too-large"), "{text}");
+    String::from_utf8_lossy(&answer).into_owned()
 }

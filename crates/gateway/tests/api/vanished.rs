@@ -1,5 +1,6 @@
 //! The embedded database removed or replaced under a running gateway: it stops taking calls
-//! (code 15, `/readyz` 503) instead of acknowledging them into files nobody will find.
+//! (code 15, `/readyz` 503) instead of acknowledging them into files nobody will find. In the
+//! SQLite suite only: PostgreSQL's files are the server's.
 
 use loanwire_client::ClientError;
 
@@ -22,20 +23,17 @@ async fn ready(app: &TestApp) -> u16 {
         .as_u16()
 }
 
+/// A gateway that has applied a call.
+async fn serving() -> TestApp {
+    let app = spawn_app().await;
+    let first = app.client().call(&callback("P-v1", "IN_PROCESSING")).await;
+    assert!(first.unwrap().is_accepted());
+    app
+}
+
 #[tokio::test]
 async fn a_removed_data_directory_stops_the_gateway_taking_calls() {
-    crate::skip_unless_backend!();
-    if crate::BACKEND == Backend::Postgres {
-        skipped("the embedded database only");
-        return;
-    }
-    let app = spawn_app().await;
-    assert!(app
-        .client()
-        .call(&callback("P-v1", "IN_PROCESSING"))
-        .await
-        .unwrap()
-        .is_accepted());
+    let app = serving().await;
     std::fs::remove_dir_all(&app.config.data_dir).unwrap();
     // The very next commit finds its WAL unlinked: it is refused, not acknowledged.
     assert!(
@@ -51,18 +49,7 @@ async fn a_removed_data_directory_stops_the_gateway_taking_calls() {
 
 #[tokio::test]
 async fn a_replaced_database_file_stops_the_gateway_taking_calls() {
-    crate::skip_unless_backend!();
-    if crate::BACKEND == Backend::Postgres {
-        skipped("the embedded database only");
-        return;
-    }
-    let app = spawn_app().await;
-    assert!(app
-        .client()
-        .call(&callback("P-r1", "IN_PROCESSING"))
-        .await
-        .unwrap()
-        .is_accepted());
+    let app = serving().await;
     let db = app.config.data_dir.join("loanwire.db");
     let other = app.config.data_dir.join("other.db");
     std::fs::write(&other, b"").unwrap();
