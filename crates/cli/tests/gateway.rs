@@ -630,3 +630,92 @@ fn kill_9_under_load(database: Option<String>) {
     }
     assert!(events.len() >= acked.len());
 }
+
+#[test]
+fn files_are_private_whatever_the_umask_and_the_sandbox_stays_a_sandbox() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A gateway started under the most permissive umask.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "umask 000 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_loanwire"),
+    ]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LOANWIRE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut g = start_cmd(cmd, &data, &[]);
+    send_callback(&g, "P-mode");
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(data.clone()), 0o700, "data directory");
+    assert_eq!(mode(data.join("loanwire.db")), 0o600, "database");
+    assert_eq!(mode(data.join("loanwire.db-wal")), 0o600, "WAL");
+    let (sandbox_key, sandbox_secret) = (g.app_key.clone(), g.secret.clone());
+    assert!(Command::new("kill")
+        .args(["-TERM", &g.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    g.child.wait().unwrap();
+
+    // The same directory without --sandbox: the demo app is refused (code 29).
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("LOANWIRE_ADMIN_TOKEN", "no-sandbox-token-0123456789")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the address in the banner")
+        .to_string();
+    let out = bin()
+        .args([
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "3",
+            "--user-id",
+            "3",
+            "--status",
+            "SUCCESS",
+            "--type",
+            "CREDIT",
+            "--process-no",
+            "P-mode",
+            "--channel-id",
+            "wzzx",
+        ])
+        .env("LOANWIRE_URL", &url)
+        .env("LOANWIRE_APP_KEY", &sandbox_key)
+        .env("LOANWIRE_APP_SECRET", &sandbox_secret)
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the demo app was taken outside the sandbox: {said}"
+    );
+    assert!(said.contains("29") && said.contains("--sandbox"), "{said}");
+
+    // A sandbox on an address other machines reach needs saying so.
+    let out = bin()
+        .args(["serve", "--sandbox", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sandbox-public"));
+}

@@ -23,6 +23,9 @@ pub struct Config {
     /// Partner sandbox: a demo app, a generated admin token, the signed string shown on
     /// "Invalid signature".
     pub sandbox: bool,
+    /// Allow the sandbox on an address other machines reach (`--sandbox-public`): its demo
+    /// app's secret is printed for anyone to use.
+    pub sandbox_public: bool,
     /// Bearer token for the read API; the read API is closed without one.
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
@@ -79,6 +82,7 @@ impl Default for Config {
             database: None,
             pg_writers: 4,
             sandbox: false,
+            sandbox_public: false,
             admin_token: None,
             max_body_bytes: 64 * 1024,
             max_params: 64,
@@ -171,9 +175,15 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if self.listen.parse::<SocketAddr>().is_err() {
+        let Ok(listen) = self.listen.parse::<SocketAddr>() else {
             return bad(format!(
                 "listen `{}` is not an ADDR:PORT socket address",
+                self.listen
+            ));
+        };
+        if self.sandbox && !listen.ip().is_loopback() && !self.sandbox_public {
+            return bad(format!(
+                "the sandbox prints its demo app's secret for anyone to use: it listens on a loopback address only, not `{}`, unless --sandbox-public says so",
                 self.listen
             ));
         }

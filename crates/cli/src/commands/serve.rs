@@ -24,6 +24,9 @@ pub struct ServeArgs {
     /// Partner sandbox: a demo app, an admin token, signing hints on "Invalid signature".
     #[arg(long)]
     sandbox: bool,
+    /// Let the sandbox listen on an address other machines reach (it prints its demo secret).
+    #[arg(long)]
+    sandbox_public: bool,
     /// Create the database when the data directory has none (the first start of a gateway).
     #[arg(long)]
     init: bool,
@@ -59,6 +62,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
     config.sandbox |= args.sandbox;
     config.init |= args.init;
+    config.sandbox_public |= args.sandbox_public;
     if let Some(t) = args.admin_token {
         config.admin_token = Some(t);
     }
@@ -139,6 +143,9 @@ Send a first callback from another terminal:
   export LOANWIRE_URL={url} LOANWIRE_APP_KEY={key} LOANWIRE_APP_SECRET={secret} LOANWIRE_ADMIN_TOKEN={admin_token}
   {exe} call idle-loan-callback --user 3 --user-id 3 --status IN_PROCESSING --type CREDIT --process-no P001 --channel-id wzzx
   {exe} process show wzzx CREDIT P001
+
+This is a sandbox, not for production: its demo app's secret is printed above, and the demo app
+is refused whenever the gateway runs without --sandbox.
 ",
         key = demo.app_key,
         secret = demo.secret,

@@ -16,6 +16,14 @@ pub async fn authenticate(
     request: &Request,
 ) -> Result<Arc<App>, TopError> {
     let sys = &request.sys;
+    // The demo app exists for the sandbox alone: a gateway started without --sandbox on a
+    // directory a sandbox once used must not take its calls (its secret was printed).
+    if sys.app_key == crate::sandbox::DEMO_APP_KEY && !state.config.sandbox {
+        return Err(TopError::new(ErrorCode::InvalidAppKey).with_sub(
+            "isv.appkey-not-exists",
+            "the sandbox demo app works only while the gateway runs with --sandbox",
+        ));
+    }
     let app = state
         .apps
         .get(state.store.as_ref(), &sys.app_key)

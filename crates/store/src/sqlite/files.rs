@@ -7,6 +7,53 @@ use std::path::{Path, PathBuf};
 
 use crate::StoreError;
 
+/// Creates the data directory (mode 0700) and an empty database file (mode 0600) whatever the
+/// umask: the database holds every partner's secrets and calls. SQLite gives the WAL and the
+/// shared-memory file the database file's mode. Warns when an existing directory or database
+/// is open to other users.
+pub(super) fn create_private(dir: &Path, path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let unavailable = |what: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| unavailable(dir, e))?;
+        // The mode given is cut by the umask; this one is not.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| unavailable(dir, e))?;
+    }
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| unavailable(path, e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| unavailable(path, e))?;
+    }
+    Ok(())
+}
+
+/// Warns when the data directory or the database can be read by other users.
+pub(super) fn warn_if_open(dir: &Path, path: &Path) {
+    for (what, mode) in [(dir, 0o700), (path, 0o600)] {
+        if let Ok(m) = std::fs::metadata(what) {
+            if m.mode() & 0o077 != 0 {
+                tracing::warn!(
+                    path = %what.display(),
+                    mode = format!("{:o}", m.mode() & 0o777),
+                    "other users can read this; `chmod {mode:o}` it"
+                );
+            }
+        }
+    }
+}
+
 /// Refuses to go on when `path` holds no database and `create` is off: starting on an empty
 /// database where one is expected (a mistyped directory, a deleted one) would hide every
 /// acknowledged call from the operator.

@@ -142,18 +142,9 @@ impl SqliteStore {
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let path = dir.join(DB_FILE);
         files::require(&path, options.create)?;
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let create = if options.create {
-            OpenFlags::SQLITE_OPEN_CREATE
-        } else {
-            OpenFlags::empty()
-        };
-        let mut writer = connect(&path, options.busy_timeout, create)?;
+        files::create_private(dir, &path)?;
+        files::warn_if_open(dir, &path);
+        let mut writer = open_connection(&path, options.busy_timeout)?;
         let identity = files::Identity::of(&path)?;
         migrate(&mut writer)?;
         tune_writer(&writer)?;
