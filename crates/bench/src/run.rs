@@ -189,7 +189,12 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 args.push("--database".into());
                 args.push(url.clone());
             }
-            let envs = vec![("LOANWIRE_ADMIN_TOKEN".to_string(), admin_token.clone())];
+            let mut envs = vec![("LOANWIRE_ADMIN_TOKEN".to_string(), admin_token.clone())];
+            if opts.database.is_some() && std::env::var("LOANWIRE_MASTER_KEY").is_err() {
+                // PostgreSQL needs a master key; one for this run seals the bench app's secret.
+                let key = loanwire_store::secrets::MasterKey::generate().to_base64();
+                envs.push(("LOANWIRE_MASTER_KEY".to_string(), key));
+            }
             let gateway =
                 Server::start(&opts.exe, &args, &envs).map_err(setup("start the gateway"))?;
             progress(&format!(

@@ -531,8 +531,11 @@ fn kill_9_under_load(database: Option<String>) {
         .port();
     let listen = format!("127.0.0.1:{port}");
     let mut envs = vec![("LOANWIRE_ADMIN_TOKEN", "kill-test-token-0123456789")];
+    // A fixed test key: PostgreSQL needs one, and the restart must have the same.
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     if let Some(url) = &database {
         envs.push(("LOANWIRE_DATABASE_URL", url));
+        envs.push(("LOANWIRE_MASTER_KEY", key));
     }
     let mut g = start_on(bin(), &listen, dir.path(), &envs);
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -26,6 +26,13 @@ pub struct Config {
     /// Allow the sandbox on an address other machines reach (`--sandbox-public`): its demo
     /// app's secret is printed for anyone to use.
     pub sandbox_public: bool,
+    /// The master key that seals app secrets at rest (base64 of 32 bytes), from
+    /// `LOANWIRE_MASTER_KEY` only: never in a file that may be shared.
+    #[serde(skip)]
+    pub master_key: Option<String>,
+    /// A file holding the master key; on SQLite without a key, `DATA_DIR/master.key`
+    /// (created when missing).
+    pub master_key_file: Option<PathBuf>,
     /// Bearer token for the read API; the read API is closed without one.
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
@@ -83,6 +90,8 @@ impl Default for Config {
             pg_writers: 4,
             sandbox: false,
             sandbox_public: false,
+            master_key: None,
+            master_key_file: None,
             admin_token: None,
             max_body_bytes: 64 * 1024,
             max_params: 64,
@@ -155,6 +164,10 @@ impl Config {
                         matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
                 }
                 "LOANWIRE_ADMIN_TOKEN" if !v.is_empty() => self.admin_token = Some(v),
+                "LOANWIRE_MASTER_KEY" if !v.is_empty() => self.master_key = Some(v),
+                "LOANWIRE_MASTER_KEY_FILE" if !v.is_empty() => {
+                    self.master_key_file = Some(PathBuf::from(v))
+                }
                 "LOANWIRE_MAX_BODY_BYTES" => self.max_body_bytes = num(&name, &v)?,
                 "LOANWIRE_MAX_PARAMS" => self.max_params = num(&name, &v)?,
                 "LOANWIRE_BODY_TIMEOUT_SECS" => self.body_timeout_secs = num(&name, &v)?,
@@ -221,6 +234,9 @@ impl Config {
                         .into(),
                 );
             }
+        }
+        if self.database.is_some() && self.master_key.is_none() && self.master_key_file.is_none() {
+            return bad("PostgreSQL needs a master key to seal app secrets: LOANWIRE_MASTER_KEY or master_key_file, the same for every instance".into());
         }
         if self.pg_writers == 0 {
             return bad("pg_writers must be positive".into());

@@ -9,6 +9,8 @@ use std::time::Duration;
 use axum::routing::any;
 use axum::Router;
 use loanwire_store::postgres::{PgOptions, PgStore};
+use loanwire_store::secrets::{MasterKey, SecretBox};
+use loanwire_store::sqlite::DB_FILE;
 use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
 use loanwire_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -33,12 +35,76 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// The file a master key is read from: the configured one, else `DATA_DIR/master.key`.
+fn key_file(config: &Config) -> std::path::PathBuf {
+    config
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("master.key"))
+}
+
+/// The master key that seals app secrets: `LOANWIRE_MASTER_KEY`, else the key file. On SQLite
+/// without either, a new key is written to `DATA_DIR/master.key` (mode 0600) when the database
+/// is being created or exists already (its secrets are then sealed at start).
+fn master_key(config: &Config) -> Result<MasterKey, StoreError> {
+    let invalid = |m: String| StoreError::Invalid(m);
+    if let Some(text) = &config.master_key {
+        return MasterKey::from_base64(text)
+            .map_err(|e| invalid(format!("LOANWIRE_MASTER_KEY: {e}")));
+    }
+    let path = key_file(config);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return MasterKey::from_base64(&text)
+                .map_err(|e| invalid(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound || config.master_key_file.is_some() => {
+            return Err(invalid(format!(
+                "cannot read the master key {}: {e}",
+                path.display()
+            )))
+        }
+        Err(_) => {}
+    }
+    let creating = config.init || config.sandbox;
+    if config.database.is_some() || !(creating || config.data_dir.join(DB_FILE).exists()) {
+        // Nothing to seal with: PostgreSQL is refused by the configuration's validation, and
+        // opening a missing SQLite database fails with its own message.
+        return Ok(MasterKey::generate());
+    }
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let unavailable = |e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+    };
+    if !config.data_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .map_err(unavailable)?;
+    }
+    let key = MasterKey::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(unavailable)?;
+    writeln!(file, "{}", key.to_base64()).map_err(unavailable)?;
+    file.sync_all().map_err(unavailable)?;
+    tracing::info!(path = %path.display(), "created the master key that seals app secrets; back it up with the database");
+    Ok(key)
+}
+
 /// Opens the store the configuration names: PostgreSQL when `database` is set, else SQLite
 /// in `data_dir`, created there only with `init` or `sandbox`.
 pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Store>, StoreError> {
+    let secrets = Some(Arc::new(SecretBox::new(&master_key(config)?)));
     let batches = metrics.batch_size.clone();
     if let Some(url) = &config.database {
         let options = PgOptions {
+            secrets,
             writers: config.pg_writers,
             max_batch: config.max_batch,
             on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),
@@ -47,6 +113,7 @@ pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Sto
         return Ok(Arc::new(PgStore::open(url, options)?));
     }
     let options = SqliteOptions {
+        secrets,
         create: config.init || config.sandbox,
         max_batch: config.max_batch,
         on_batch: Some(Arc::new(move |n| batches.observe(n as f64))),
@@ -92,6 +159,10 @@ impl Application {
             StoreError::Missing(path) => StartError::NoDatabase(path),
             other => StartError::Store(other),
         })?;
+        let sealed = store.seal_secrets().await.map_err(StartError::Store)?;
+        if sealed > 0 {
+            tracing::info!(apps = sealed, "app secrets stored as given are now sealed");
+        }
         Ok(Application::with_store(config, store, metrics, listener))
     }
 

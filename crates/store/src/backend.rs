@@ -20,6 +20,7 @@ use crate::rows::{
     app_exists, flag_to_json, no_app, AppRow, EventRow, IdempotencyRow, InboxRow, LoanRow,
     LoanSnapshot, ProcessRow, ProcessSnapshot,
 };
+use crate::secrets::SecretBox;
 use crate::{
     App, EventPage, EventQuery, InboxEntry, InboxQuery, InboxRecord, LoanView, NewEvent,
     ProcessView, Recorded, Store, StoreError, Tx, Work,
@@ -270,6 +271,29 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Bumped whenever events may have been committed.
     fn events_committed(&self) -> &tokio::sync::watch::Sender<u64>;
+
+    /// What seals app secrets at rest; `None`: they are stored as given.
+    fn secrets(&self) -> Option<&SecretBox>;
+}
+
+/// An app's row as stored: its secrets sealed when there is a box.
+fn sealed_row(secrets: Option<&SecretBox>, app: &App) -> AppRow {
+    let mut row = AppRow::of(app);
+    if let Some(b) = secrets {
+        row.secret = b.seal(&row.secret);
+        row.previous_secret = row.previous_secret.map(|s| b.seal(&s));
+    }
+    row
+}
+
+/// An app as read: its secrets opened.
+fn opened_app(secrets: Option<&SecretBox>, row: AppRow) -> Result<App, StoreError> {
+    let mut app = row.into_app()?;
+    if let Some(b) = secrets {
+        app.secret = b.open(&app.secret)?;
+        app.previous_secret = app.previous_secret.map(|s| b.open(&s)).transpose()?;
+    }
+    Ok(app)
 }
 
 #[async_trait]
@@ -280,17 +304,41 @@ impl<B: Backend> Store for B {
 
     async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError> {
         let key = app_key.to_string();
-        self.query(move |r| r.app(&key)?.map(AppRow::into_app).transpose())
-            .await
+        let row = self.query(move |r| r.app(&key)).await?;
+        row.map(|r| opened_app(self.secrets(), r)).transpose()
     }
 
     async fn apps(&self) -> Result<Vec<App>, StoreError> {
-        self.query(|r| r.apps()?.into_iter().map(AppRow::into_app).collect())
-            .await
+        let rows = self.query(|r| r.apps()).await?;
+        rows.into_iter()
+            .map(|r| opened_app(self.secrets(), r))
+            .collect()
+    }
+
+    async fn seal_secrets(&self) -> Result<usize, StoreError> {
+        let Some(b) = self.secrets() else {
+            return Ok(0);
+        };
+        let rows = self.query(|r| r.apps()).await?;
+        let mut sealed = 0;
+        for row in rows {
+            let plain = !SecretBox::is_sealed(&row.secret)
+                || row
+                    .previous_secret
+                    .as_deref()
+                    .is_some_and(|s| !SecretBox::is_sealed(s));
+            if plain {
+                let app = opened_app(Some(b), row)?;
+                let row = sealed_row(Some(b), &app);
+                self.query(move |r| r.update_app(&row)).await?;
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
     }
 
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
-        let row = AppRow::of(app);
+        let row = sealed_row(self.secrets(), app);
         self.query(move |r| match r.insert_app(&row)? {
             true => Ok(()),
             false => Err(app_exists(&row.app_key)),
@@ -299,7 +347,7 @@ impl<B: Backend> Store for B {
     }
 
     async fn update_app(&self, app: &App) -> Result<(), StoreError> {
-        let row = AppRow::of(app);
+        let row = sealed_row(self.secrets(), app);
         self.query(move |r| match r.update_app(&row)? {
             true => Ok(()),
             false => Err(no_app(&row.app_key)),

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod model;
 pub mod postgres;
 pub mod rows;
+pub mod secrets;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -86,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_app(&self, app: &App) -> Result<(), StoreError>;
     /// Replaces an app's record (enable/disable, secret rotation, grants).
     async fn update_app(&self, app: &App) -> Result<(), StoreError>;
+    /// Seals the app secrets still stored as given (written before secrets were sealed, or
+    /// without a master key); how many apps it sealed.
+    async fn seal_secrets(&self) -> Result<usize, StoreError>;
 
     async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError>;
     async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError>;

@@ -97,8 +97,16 @@ pub fn test_config(dir: &TempDir) -> Config {
             .flatten()
             .expect("a PostgreSQL test checks skip_unless_backend! first");
         config.database = Some(loanwire_testkit::fresh_pg_schema(&base));
+        // Every instance on the database shares it; SQLite makes a key file of its own.
+        config.master_key = Some(test_master_key().to_string());
     }
     config
+}
+
+/// One master key for the whole suite: instances of one test share it.
+pub fn test_master_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| loanwire_store::secrets::MasterKey::generate().to_base64())
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -712,3 +712,75 @@ async fn read_error_answer(sock: &mut tokio::net::TcpStream) -> String {
     }
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+#[tokio::test]
+async fn app_secrets_are_sealed_at_rest_and_plain_ones_from_before_are_sealed_at_start() {
+    crate::skip_unless_backend!();
+    let app = spawn_app().await;
+    // A secret written as it was before sealing (an older release's database).
+    let plain_secret = "0123456789abcdef0123456789abcdef";
+    app.exec_sql(&format!(
+        "UPDATE apps SET secret = '{plain_secret}' WHERE app_key = '{}'",
+        app.app_key
+    ))
+    .unwrap();
+    let (dir, config, _) = app.stop().await;
+    let app = spawn_in(dir, config, Some((String::new(), String::new()))).await;
+    let key = {
+        let apps = app.store.apps().await.unwrap();
+        let partner = apps.iter().find(|a| a.name == "partner").unwrap();
+        assert_eq!(
+            partner.secret, plain_secret,
+            "the old secret still works once sealed"
+        );
+        partner.app_key.clone()
+    };
+    let client = loanwire_client::TopClient::builder(app.url(), &key, plain_secret)
+        .retry(loanwire_client::RetryPolicy::none())
+        .format(sdk_format())
+        .build()
+        .unwrap();
+    assert!(client
+        .call(&callback("P-seal", "IN_PROCESSING"))
+        .await
+        .unwrap()
+        .is_accepted());
+    // No app secret is stored in the clear, in the database or its WAL.
+    let created = app
+        .create_app(NewApp {
+            name: "fresh".into(),
+            ..NewApp::default()
+        })
+        .await;
+    let (dir, config, _) = app.stop().await;
+    let stored = match &config.database {
+        None => {
+            // Everything written, copied into the database file: what is on disk is all there is.
+            let db = rusqlite::Connection::open(dir.path().join("loanwire.db")).unwrap();
+            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .unwrap();
+            drop(db);
+            let dir = dir.path();
+            let mut bytes = std::fs::read(dir.join("loanwire.db")).unwrap();
+            bytes.extend(std::fs::read(dir.join("loanwire.db-wal")).unwrap_or_default());
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        Some(url) => with_pg(url, |c| {
+            c.query(
+                "SELECT secret || ' ' || coalesce(previous_secret, '') FROM apps",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+        }),
+    };
+    for (which, secret) in [("migrated", plain_secret), ("new", created.secret.as_str())] {
+        assert!(
+            !stored.contains(secret),
+            "the {which} secret is stored in the clear"
+        );
+    }
+}

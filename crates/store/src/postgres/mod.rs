@@ -31,6 +31,7 @@ pub use conn::Conn;
 use writer::{writer_loop, Job};
 
 use crate::backend::{Backend, CommitHealth};
+use crate::secrets::SecretBox;
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct PgOptions {
     pub readers: usize,
     pub connect_timeout: Duration,
     pub on_batch: Option<BatchObserver>,
+    /// What seals app secrets at rest; `None`: stored as given.
+    pub secrets: Option<Arc<SecretBox>>,
 }
 
 impl Default for PgOptions {
@@ -52,6 +55,7 @@ impl Default for PgOptions {
             readers: 2,
             connect_timeout: Duration::from_secs(3),
             on_batch: None,
+            secrets: None,
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct PgStore {
     reads: Sender<ReadJob>,
     health: Arc<CommitHealth>,
     events_committed: Arc<watch::Sender<u64>>,
+    secrets: Option<Arc<SecretBox>>,
     /// The listener thread runs while this lives.
     _alive: Arc<()>,
 }
@@ -145,6 +150,7 @@ impl PgStore {
             reads,
             health,
             events_committed,
+            secrets: options.secrets.clone(),
             _alive: alive,
         })
     }
@@ -160,6 +166,10 @@ impl Backend for PgStore {
 
     fn events_committed(&self) -> &watch::Sender<u64> {
         &self.events_committed
+    }
+
+    fn secrets(&self) -> Option<&SecretBox> {
+        self.secrets.as_deref()
     }
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {

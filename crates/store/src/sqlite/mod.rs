@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use writer::{failed_error, Failure, Job, Msg, Writer};
 
 use crate::backend::{check_schema_version, Backend, CommitHealth};
+use crate::secrets::SecretBox;
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
 impl From<rusqlite::Error> for StoreError {
@@ -61,6 +62,8 @@ pub struct SqliteOptions {
     /// Create the data directory and the database when they do not exist; otherwise opening
     /// them fails with `StoreError::Missing`.
     pub create: bool,
+    /// What seals app secrets at rest; `None`: stored as given.
+    pub secrets: Option<Arc<SecretBox>>,
 }
 
 impl Default for SqliteOptions {
@@ -72,6 +75,7 @@ impl Default for SqliteOptions {
             wal_restart_frames: 4096,
             subject_chunk: 512,
             create: true,
+            secrets: None,
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct SqliteStore {
     failure: Failure,
     health: Arc<CommitHealth>,
     events_committed: Arc<watch::Sender<u64>>,
+    secrets: Option<Arc<SecretBox>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     busy_timeout: Duration,
 }
@@ -205,6 +210,7 @@ impl SqliteStore {
             failure,
             health,
             events_committed,
+            secrets: options.secrets.clone(),
             readers: Arc::new(Mutex::new(Vec::new())),
             busy_timeout: options.busy_timeout,
         })
@@ -257,7 +263,13 @@ impl Backend for SqliteStore {
             let pooled = pool.lock().expect("reader pool").pop();
             let mut conn = match pooled {
                 Some(c) => c,
-                None => open_connection(&path, busy)?,
+                None => {
+                    let c = open_connection(&path, busy)?;
+                    // App changes are made here: what they overwrite (a secret stored in the
+                    // clear by an older release) is zeroed, not left in free space.
+                    c.pragma_update(None, "secure_delete", "ON")?;
+                    c
+                }
             };
             let result = f(&mut conn);
             // A connection is only pooled again after it worked; a broken one is dropped.
@@ -283,5 +295,9 @@ impl Backend for SqliteStore {
 
     fn events_committed(&self) -> &watch::Sender<u64> {
         &self.events_committed
+    }
+
+    fn secrets(&self) -> Option<&SecretBox> {
+        self.secrets.as_deref()
     }
 }
