@@ -266,14 +266,40 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// Whether its writers' last commits succeeded (checked by `ping`).
-    fn commits(&self) -> &CommitHealth;
+    /// What every backend keeps the same way.
+    fn shared(&self) -> &Shared;
 
+    fn commits(&self) -> &CommitHealth {
+        &self.shared().health
+    }
+
+    fn events_committed(&self) -> &tokio::sync::watch::Sender<u64> {
+        &self.shared().events_committed
+    }
+
+    fn secrets(&self) -> Option<&SecretBox> {
+        self.shared().secrets.as_deref()
+    }
+}
+
+/// The state every backend keeps, whatever its database.
+pub struct Shared {
+    /// Whether the writers' last commits succeeded (checked by `ping`).
+    pub health: std::sync::Arc<CommitHealth>,
     /// Bumped whenever events may have been committed.
-    fn events_committed(&self) -> &tokio::sync::watch::Sender<u64>;
-
+    pub events_committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// What seals app secrets at rest; `None`: they are stored as given.
-    fn secrets(&self) -> Option<&SecretBox>;
+    pub secrets: Option<std::sync::Arc<SecretBox>>,
+}
+
+impl Shared {
+    pub fn new(secrets: Option<std::sync::Arc<SecretBox>>) -> Shared {
+        Shared {
+            health: Default::default(),
+            events_committed: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            secrets,
+        }
+    }
 }
 
 /// An app's row as stored: its secrets sealed when there is a box.

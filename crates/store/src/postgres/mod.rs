@@ -24,13 +24,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crossbeam_channel::Sender;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use conn::unavailable;
 pub use conn::Conn;
 use writer::{writer_loop, Job};
 
-use crate::backend::{Backend, CommitHealth};
+use crate::backend::{Backend, Shared};
 use crate::secrets::SecretBox;
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
@@ -65,9 +65,7 @@ type ReadJob = Box<dyn FnOnce(&mut Conn) + Send>;
 pub struct PgStore {
     jobs: Sender<Job>,
     reads: Sender<ReadJob>,
-    health: Arc<CommitHealth>,
-    events_committed: Arc<watch::Sender<u64>>,
-    secrets: Option<Arc<SecretBox>>,
+    shared: Shared,
     /// The listener thread runs while this lives.
     _alive: Arc<()>,
 }
@@ -104,8 +102,8 @@ impl PgStore {
         })?;
         let mut first = Some(first);
 
-        let health = Arc::new(CommitHealth::default());
-        let events_committed = Arc::new(watch::channel(0).0);
+        let shared = Shared::new(options.secrets.clone());
+        let (health, events_committed) = (shared.health.clone(), shared.events_committed.clone());
         let (notify, to_notify) = crossbeam_channel::bounded::<()>(1);
         let (jobs, job_rx) =
             crossbeam_channel::bounded::<Job>(options.max_batch * options.writers.max(1) * 4);
@@ -148,9 +146,7 @@ impl PgStore {
         Ok(PgStore {
             jobs,
             reads,
-            health,
-            events_committed,
-            secrets: options.secrets.clone(),
+            shared,
             _alive: alive,
         })
     }
@@ -160,16 +156,8 @@ impl PgStore {
 impl Backend for PgStore {
     type Queries = Conn;
 
-    fn commits(&self) -> &CommitHealth {
-        &self.health
-    }
-
-    fn events_committed(&self) -> &watch::Sender<u64> {
-        &self.events_committed
-    }
-
-    fn secrets(&self) -> Option<&SecretBox> {
-        self.secrets.as_deref()
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {

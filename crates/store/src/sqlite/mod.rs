@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use writer::{failed_error, Failure, Job, Msg, Writer};
 
-use crate::backend::{check_schema_version, Backend, CommitHealth};
+use crate::backend::{check_schema_version, Backend, Shared};
 use crate::secrets::SecretBox;
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
@@ -86,9 +86,7 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: mpsc::Sender<Msg>,
     failure: Failure,
-    health: Arc<CommitHealth>,
-    events_committed: Arc<watch::Sender<u64>>,
-    secrets: Option<Arc<SecretBox>>,
+    shared: Shared,
     readers: Arc<Mutex<Vec<Connection>>>,
     busy_timeout: Duration,
 }
@@ -166,8 +164,8 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Msg>(options.max_batch * 4);
         let restart = Arc::new(AtomicBool::new(false));
         let failure = Failure::default();
-        let health = Arc::new(CommitHealth::default());
-        let events_committed = Arc::new(watch::channel(0).0);
+        let shared = Shared::new(options.secrets.clone());
+        let (health, events_committed) = (shared.health.clone(), shared.events_committed.clone());
         let writer = Writer {
             conn: writer,
             jobs: rx,
@@ -208,9 +206,7 @@ impl SqliteStore {
             path,
             jobs: tx,
             failure,
-            health,
-            events_committed,
-            secrets: options.secrets.clone(),
+            shared,
             readers: Arc::new(Mutex::new(Vec::new())),
             busy_timeout: options.busy_timeout,
         })
@@ -289,15 +285,7 @@ impl Backend for SqliteStore {
         self.failure.get().map(|why| failed_error(why))
     }
 
-    fn commits(&self) -> &CommitHealth {
-        &self.health
-    }
-
-    fn events_committed(&self) -> &watch::Sender<u64> {
-        &self.events_committed
-    }
-
-    fn secrets(&self) -> Option<&SecretBox> {
-        self.secrets.as_deref()
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
 }
