@@ -23,57 +23,38 @@ use crate::rows::{
 use crate::secrets::SecretBox;
 use crate::{
     App, EventPage, EventQuery, InboxEntry, InboxQuery, InboxRecord, LoanView, NewEvent,
-    ProcessView, Recorded, Store, StoreError, Tx, Work,
+    ProcessView, Recorded, Store, StoreError, StoreResult, Tx, Work,
 };
 
-/// The row operations of one unit of work, inside the writer's transaction.
+/// The row operations of one unit of work, inside the writer's transaction. Each row carries
+/// its own key; `now_ms` stamps what is written.
 pub trait TxRows {
-    fn process_row(&mut self, key: &ProcessKey) -> Result<Option<ProcessRow>, StoreError>;
-    fn put_process_row(
-        &mut self,
-        key: &ProcessKey,
-        row: &ProcessRow,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-    fn loan_row(&mut self, loan_apply_no: &str) -> Result<Option<LoanRow>, StoreError>;
-    /// Writes the loan note and appends `flags` (JSON, see `rows::flag_to_json`).
-    fn put_loan_row(
-        &mut self,
-        loan_apply_no: &str,
-        row: &LoanRow,
-        flags: &[String],
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-    fn idempotency_row(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-    ) -> Result<Option<IdempotencyRow>, StoreError>;
-    fn put_idempotency_row(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-        row: &IdempotencyRow,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-    fn append_inbox_row(&mut self, entry: &InboxEntry) -> Result<i64, StoreError>;
-    fn append_event_row(&mut self, event: &NewEvent) -> Result<(), StoreError>;
+    fn process_row(&mut self, key: &ProcessKey) -> StoreResult<Option<ProcessRow>>;
+    fn put_process_row(&mut self, row: &ProcessRow, now_ms: i64) -> StoreResult<()>;
+    fn loan_row(&mut self, loan_apply_no: &str) -> StoreResult<Option<LoanRow>>;
+    fn put_loan_row(&mut self, row: &LoanRow, now_ms: i64) -> StoreResult<()>;
+    /// Appends reconciliation flags (JSON, see `rows::flag_to_json`) to a loan note.
+    fn add_loan_flags(&mut self, loan_apply_no: &str, flags: &[String]) -> StoreResult<()>;
+    fn idempotency_row(&mut self, app_key: &str, id: &str) -> StoreResult<Option<IdempotencyRow>>;
+    fn put_idempotency_row(&mut self, row: &IdempotencyRow, now_ms: i64) -> StoreResult<()>;
+    fn append_inbox_row(&mut self, entry: &InboxEntry) -> StoreResult<i64>;
+    fn append_event_row(&mut self, event: &NewEvent) -> StoreResult<()>;
 }
 
 impl<T: TxRows> Tx for T {
     fn process(&mut self, key: &ProcessKey) -> Result<Option<ProcessState>, StoreError> {
         self.process_row(key)?
-            .map(|r| r.into_state(key))
+            .map(ProcessRow::into_state)
             .transpose()
     }
 
     fn put_process(&mut self, state: &ProcessState, now_ms: i64) -> Result<(), StoreError> {
-        self.put_process_row(&state.key, &ProcessRow::of(state), now_ms)
+        self.put_process_row(&ProcessRow::of(state), now_ms)
     }
 
     fn loan(&mut self, loan_apply_no: &str) -> Result<Option<LoanState>, StoreError> {
         self.loan_row(loan_apply_no)?
-            .map(|r| r.into_state(loan_apply_no))
+            .map(LoanRow::into_state)
             .transpose()
     }
 
@@ -84,7 +65,11 @@ impl<T: TxRows> Tx for T {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let flags: Vec<String> = flags.iter().map(flag_to_json).collect();
-        self.put_loan_row(&state.loan_apply_no, &LoanRow::of(state), &flags, now_ms)
+        self.put_loan_row(&LoanRow::of(state), now_ms)?;
+        if flags.is_empty() {
+            return Ok(());
+        }
+        self.add_loan_flags(&state.loan_apply_no, &flags)
     }
 
     fn idempotency(
@@ -104,7 +89,8 @@ impl<T: TxRows> Tx for T {
         record: &IdempotencyRecord,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.put_idempotency_row(app_key, request_id, &IdempotencyRow::of(record), now_ms)
+        let row = IdempotencyRow::of(app_key, request_id, record);
+        self.put_idempotency_row(&row, now_ms)
     }
 
     fn append_inbox(&mut self, entry: &InboxEntry) -> Result<i64, StoreError> {
@@ -383,13 +369,13 @@ impl<B: Backend> Store for B {
 
     async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError> {
         let no = loan_apply_no.to_string();
-        self.query(move |r| r.loan(&no)?.map(|s| s.into_view(&no)).transpose())
+        self.query(move |r| r.loan(&no)?.map(LoanSnapshot::into_view).transpose())
             .await
     }
 
     async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError> {
         let key = key.clone();
-        self.query(move |r| r.process(&key)?.map(|s| s.into_view(&key)).transpose())
+        self.query(move |r| r.process(&key)?.map(ProcessSnapshot::into_view).transpose())
             .await
     }
 

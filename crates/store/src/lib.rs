@@ -40,6 +40,9 @@ pub enum StoreError {
     Conflict(String),
 }
 
+/// What a store operation answers.
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// Called with the size of every committed batch (for metrics).
 pub type BatchObserver = Arc<dyn Fn(usize) + Send + Sync>;
 

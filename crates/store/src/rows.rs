@@ -100,9 +100,10 @@ pub(crate) fn no_app(app_key: &str) -> StoreError {
     StoreError::Invalid(format!("no app `{app_key}`"))
 }
 
-/// A row of `processes`, without its key.
+/// A row of `processes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessRow {
+    pub key: ProcessKey,
     pub user: String,
     pub user_id: i64,
     pub status: String,
@@ -116,6 +117,7 @@ pub struct ProcessRow {
 impl ProcessRow {
     pub fn of(s: &ProcessState) -> ProcessRow {
         ProcessRow {
+            key: s.key.clone(),
             user: s.user.clone(),
             user_id: s.user_id,
             status: s.status.clone(),
@@ -126,9 +128,9 @@ impl ProcessRow {
         }
     }
 
-    pub fn into_state(self, key: &ProcessKey) -> Result<ProcessState, StoreError> {
+    pub fn into_state(self) -> Result<ProcessState, StoreError> {
         Ok(ProcessState {
-            key: key.clone(),
+            key: self.key,
             submit_time: time("submit_ms", self.submit_ms)?,
             complete_time: time("complete_ms", self.complete_ms)?,
             fund_products: list_from_json("fund_products", self.fund_products)?,
@@ -140,9 +142,10 @@ impl ProcessRow {
     }
 }
 
-/// A row of `loans`, without its key.
+/// A row of `loans`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoanRow {
+    pub loan_apply_no: String,
     pub status: String,
     pub app_key: String,
     pub customer_id: Option<String>,
@@ -154,6 +157,7 @@ pub struct LoanRow {
 impl LoanRow {
     pub fn of(s: &LoanState) -> LoanRow {
         LoanRow {
+            loan_apply_no: s.loan_apply_no.clone(),
             status: s.status.clone(),
             app_key: s.app_key.clone(),
             customer_id: s.customer_id.clone(),
@@ -163,9 +167,9 @@ impl LoanRow {
         }
     }
 
-    pub fn into_state(self, loan_apply_no: &str) -> Result<LoanState, StoreError> {
+    pub fn into_state(self) -> Result<LoanState, StoreError> {
         Ok(LoanState {
-            loan_apply_no: loan_apply_no.to_string(),
+            loan_apply_no: self.loan_apply_no,
             last_change_time: time("last_change_ms", Some(self.last_change_ms))?
                 .expect("a time was given"),
             status: self.status,
@@ -186,16 +190,21 @@ fn flag_from_json(s: &str) -> Result<Flag, StoreError> {
     serde_json::from_str(s).map_err(|e| unreadable("flag", e))
 }
 
-/// A row of `idempotency`: the fingerprint and the response fields first answered (JSON).
+/// A row of `idempotency`: an app's `request_id`, the fingerprint of what came with it and the
+/// response fields first answered (JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRow {
+    pub app_key: String,
+    pub request_id: String,
     pub fingerprint: String,
     pub response: String,
 }
 
 impl IdempotencyRow {
-    pub fn of(r: &IdempotencyRecord) -> IdempotencyRow {
+    pub fn of(app_key: &str, request_id: &str, r: &IdempotencyRecord) -> IdempotencyRow {
         IdempotencyRow {
+            app_key: app_key.to_string(),
+            request_id: request_id.to_string(),
             fingerprint: r.fingerprint.clone(),
             response: serde_json::to_string(&r.response).expect("JSON serializes"),
         }
@@ -273,7 +282,7 @@ pub struct LoanSnapshot {
 }
 
 impl LoanSnapshot {
-    pub fn into_view(self, loan_apply_no: &str) -> Result<LoanView, StoreError> {
+    pub fn into_view(self) -> Result<LoanView, StoreError> {
         let reasons = self
             .flags
             .iter()
@@ -281,7 +290,7 @@ impl LoanSnapshot {
             .collect::<Result<_, _>>()?;
         let r = self.row;
         Ok(LoanView {
-            loan_apply_no: loan_apply_no.to_string(),
+            loan_apply_no: r.loan_apply_no,
             status: r.status,
             app_key: r.app_key,
             customer_id: r.customer_id,
@@ -306,12 +315,12 @@ pub struct ProcessSnapshot {
 }
 
 impl ProcessSnapshot {
-    pub fn into_view(self, key: &ProcessKey) -> Result<ProcessView, StoreError> {
+    pub fn into_view(self) -> Result<ProcessView, StoreError> {
         let r = self.row;
         Ok(ProcessView {
-            channel_id: key.channel_id.clone(),
-            process_type: key.process_type.clone(),
-            process_no: key.process_no.clone(),
+            channel_id: r.key.channel_id,
+            process_type: r.key.process_type,
+            process_no: r.key.process_no,
             user: r.user,
             user_id: r.user_id,
             status: r.status,

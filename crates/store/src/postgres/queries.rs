@@ -175,7 +175,7 @@ impl Queries for Conn {
         let history = history(&mut tx, &loan::subject(no))?;
         tx.commit().map_err(db_unavailable)?;
         Ok(Some(LoanSnapshot {
-            row: loan_row(&row),
+            row: loan_row(no, &row),
             created_ms: row.get(6),
             updated_ms: row.get(7),
             flags,
@@ -199,7 +199,7 @@ impl Queries for Conn {
         let history = history(&mut tx, &key.subject())?;
         tx.commit().map_err(db_unavailable)?;
         Ok(Some(ProcessSnapshot {
-            row: process_row(&row),
+            row: process_row(key, &row),
             created_ms: row.get(7),
             updated_ms: row.get(8),
             history,

@@ -9,7 +9,7 @@ use super::conn::{classify, statement, Statements};
 use super::events::SEQ_OF_EVENT;
 use crate::backend::TxRows;
 use crate::rows::{IdempotencyRow, LoanRow, ProcessRow};
-use crate::{InboxEntry, NewEvent, StoreError};
+use crate::{InboxEntry, NewEvent, StoreError, StoreResult};
 
 pub struct PgTx<'a, 't> {
     txn: &'a mut Transaction<'t>,
@@ -86,9 +86,11 @@ impl<'a, 't> PgTx<'a, 't> {
     }
 }
 
-/// `status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation`.
-pub(super) fn loan_row(r: &Row) -> LoanRow {
+/// Loan note `loan_apply_no`'s row from `status, app_key, customer_id, institution_loan_no,
+/// last_change_ms, needs_reconciliation`.
+pub(super) fn loan_row(loan_apply_no: &str, r: &Row) -> LoanRow {
     LoanRow {
+        loan_apply_no: loan_apply_no.to_string(),
         status: r.get(0),
         app_key: r.get(1),
         customer_id: r.get(2),
@@ -98,9 +100,11 @@ pub(super) fn loan_row(r: &Row) -> LoanRow {
     }
 }
 
-/// `"user", user_id, status, submit_ms, complete_ms, fund_products, app_key`.
-pub(super) fn process_row(r: &Row) -> ProcessRow {
+/// Process `key`'s row from `"user", user_id, status, submit_ms, complete_ms, fund_products,
+/// app_key`.
+pub(super) fn process_row(key: &ProcessKey, r: &Row) -> ProcessRow {
     ProcessRow {
+        key: key.clone(),
         user: r.get(0),
         user_id: r.get(1),
         status: r.get(2),
@@ -112,7 +116,7 @@ pub(super) fn process_row(r: &Row) -> ProcessRow {
 }
 
 impl TxRows for PgTx<'_, '_> {
-    fn process_row(&mut self, key: &ProcessKey) -> Result<Option<ProcessRow>, StoreError> {
+    fn process_row(&mut self, key: &ProcessKey) -> StoreResult<Option<ProcessRow>> {
         let row = self.query_opt(
             "SELECT \"user\", user_id, status, submit_ms, complete_ms, fund_products, app_key
              FROM processes WHERE channel_id = $1 AND process_type = $2 AND process_no = $3
@@ -122,15 +126,11 @@ impl TxRows for PgTx<'_, '_> {
         if row.is_none() {
             self.absent_processes.insert(key.clone());
         }
-        Ok(row.as_ref().map(process_row))
+        Ok(row.as_ref().map(|r| process_row(key, r)))
     }
 
-    fn put_process_row(
-        &mut self,
-        key: &ProcessKey,
-        p: &ProcessRow,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_process_row(&mut self, p: &ProcessRow, now_ms: i64) -> StoreResult<()> {
+        let key = &p.key;
         // A row read as present is updated; one read as absent, or found absent by the update
         // (written without being read), is inserted plainly, so that a concurrent creator
         // makes this unit run again instead of being overwritten.
@@ -175,7 +175,7 @@ impl TxRows for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn loan_row(&mut self, loan_apply_no: &str) -> Result<Option<LoanRow>, StoreError> {
+    fn loan_row(&mut self, loan_apply_no: &str) -> StoreResult<Option<LoanRow>> {
         let row = self.query_opt(
             "SELECT status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation
              FROM loans WHERE loan_apply_no = $1 FOR UPDATE",
@@ -184,16 +184,11 @@ impl TxRows for PgTx<'_, '_> {
         if row.is_none() {
             self.absent_loans.insert(loan_apply_no.to_string());
         }
-        Ok(row.as_ref().map(loan_row))
+        Ok(row.as_ref().map(|r| loan_row(loan_apply_no, r)))
     }
 
-    fn put_loan_row(
-        &mut self,
-        loan_apply_no: &str,
-        l: &LoanRow,
-        flags: &[String],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_loan_row(&mut self, l: &LoanRow, now_ms: i64) -> StoreResult<()> {
+        let loan_apply_no = l.loan_apply_no.as_str();
         // As for processes: update what exists, insert what does not.
         let mut exists = false;
         if !self.absent_loans.contains(loan_apply_no) {
@@ -230,6 +225,10 @@ impl TxRows for PgTx<'_, '_> {
             )?;
             self.absent_loans.remove(loan_apply_no);
         }
+        Ok(())
+    }
+
+    fn add_loan_flags(&mut self, loan_apply_no: &str, flags: &[String]) -> StoreResult<()> {
         for f in flags {
             self.execute(
                 "INSERT INTO loan_flags (loan_apply_no, flag) VALUES ($1, $2)",
@@ -239,36 +238,28 @@ impl TxRows for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn idempotency_row(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-    ) -> Result<Option<IdempotencyRow>, StoreError> {
+    fn idempotency_row(&mut self, app_key: &str, id: &str) -> StoreResult<Option<IdempotencyRow>> {
         let row = self.query_opt(
             "SELECT fingerprint, response FROM idempotency WHERE app_key = $1 AND request_id = $2",
-            &[&app_key, &request_id],
+            &[&app_key, &id],
         )?;
         Ok(row.map(|r| IdempotencyRow {
+            app_key: app_key.to_string(),
+            request_id: id.to_string(),
             fingerprint: r.get(0),
             response: r.get(1),
         }))
     }
 
-    fn put_idempotency_row(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-        row: &IdempotencyRow,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_idempotency_row(&mut self, row: &IdempotencyRow, now_ms: i64) -> StoreResult<()> {
         self.execute(
             "INSERT INTO idempotency (app_key, request_id, fingerprint, response, created_ms) VALUES ($1, $2, $3, $4, $5)",
-            &[&app_key, &request_id, &row.fingerprint, &row.response, &now_ms],
+            &[&row.app_key, &row.request_id, &row.fingerprint, &row.response, &now_ms],
         )?;
         Ok(())
     }
 
-    fn append_inbox_row(&mut self, e: &InboxEntry) -> Result<i64, StoreError> {
+    fn append_inbox_row(&mut self, e: &InboxEntry) -> StoreResult<i64> {
         let error_code = e.error_code.map(|c| c as i32);
         let outcome = e.outcome.as_str();
         let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
@@ -307,7 +298,7 @@ impl TxRows for PgTx<'_, '_> {
         Ok(row.get(0))
     }
 
-    fn append_event_row(&mut self, e: &NewEvent) -> Result<(), StoreError> {
+    fn append_event_row(&mut self, e: &NewEvent) -> StoreResult<()> {
         // A second event of the same unit sends the first out alone.
         self.finish()?;
         self.pending_event = Some((e.clone(), i64::from(*self.events)));

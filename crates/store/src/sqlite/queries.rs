@@ -126,7 +126,7 @@ impl Queries for Connection {
                         needs_reconciliation, created_ms, updated_ms
                  FROM loans WHERE loan_apply_no = ?1",
                 params![no],
-                |r| Ok((loan_row(r)?, r.get(6)?, r.get(7)?)),
+                |r| Ok((loan_row(no, r)?, r.get(6)?, r.get(7)?)),
             )
             .optional()?;
         let Some((row, created_ms, updated_ms)) = row else {
@@ -154,7 +154,7 @@ impl Queries for Connection {
                         created_ms, updated_ms
                  FROM processes WHERE channel_id = ?1 AND process_type = ?2 AND process_no = ?3",
                 params![key.channel_id, key.process_type, key.process_no],
-                |r| Ok((process_row(r)?, r.get(7)?, r.get(8)?)),
+                |r| Ok((process_row(key, r)?, r.get(7)?, r.get(8)?)),
             )
             .optional()?;
         let Some((row, created_ms, updated_ms)) = row else {

@@ -5,14 +5,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::TxRows;
 use crate::rows::{IdempotencyRow, LoanRow, ProcessRow};
-use crate::{InboxEntry, NewEvent, StoreError};
+use crate::{InboxEntry, NewEvent, StoreResult};
 
 pub struct SqliteTx<'c> {
     pub conn: &'c Connection,
 }
 
 impl TxRows for SqliteTx<'_> {
-    fn process_row(&mut self, key: &ProcessKey) -> Result<Option<ProcessRow>, StoreError> {
+    fn process_row(&mut self, key: &ProcessKey) -> StoreResult<Option<ProcessRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT user, user_id, status, submit_ms, complete_ms, fund_products, app_key
              FROM processes WHERE channel_id = ?1 AND process_type = ?2 AND process_no = ?3",
@@ -20,18 +20,13 @@ impl TxRows for SqliteTx<'_> {
         let row = stmt
             .query_row(
                 params![key.channel_id, key.process_type, key.process_no],
-                process_row,
+                |r| process_row(key, r),
             )
             .optional()?;
         Ok(row)
     }
 
-    fn put_process_row(
-        &mut self,
-        key: &ProcessKey,
-        p: &ProcessRow,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_process_row(&mut self, p: &ProcessRow, now_ms: i64) -> StoreResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO processes (channel_id, process_type, process_no, user, user_id, status,
                  submit_ms, complete_ms, fund_products, app_key, created_ms, updated_ms)
@@ -42,9 +37,9 @@ impl TxRows for SqliteTx<'_> {
                  updated_ms = excluded.updated_ms",
         )?;
         stmt.execute(params![
-            key.channel_id,
-            key.process_type,
-            key.process_no,
+            p.key.channel_id,
+            p.key.process_type,
+            p.key.process_no,
             p.user,
             p.user_id,
             p.status,
@@ -57,23 +52,17 @@ impl TxRows for SqliteTx<'_> {
         Ok(())
     }
 
-    fn loan_row(&mut self, loan_apply_no: &str) -> Result<Option<LoanRow>, StoreError> {
+    fn loan_row(&mut self, loan_apply_no: &str) -> StoreResult<Option<LoanRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation
              FROM loans WHERE loan_apply_no = ?1",
         )?;
         Ok(stmt
-            .query_row(params![loan_apply_no], loan_row)
+            .query_row(params![loan_apply_no], |r| loan_row(loan_apply_no, r))
             .optional()?)
     }
 
-    fn put_loan_row(
-        &mut self,
-        loan_apply_no: &str,
-        l: &LoanRow,
-        flags: &[String],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_loan_row(&mut self, l: &LoanRow, now_ms: i64) -> StoreResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO loans (loan_apply_no, status, app_key, customer_id, institution_loan_no,
                  last_change_ms, needs_reconciliation, created_ms, updated_ms)
@@ -86,7 +75,7 @@ impl TxRows for SqliteTx<'_> {
                  updated_ms = excluded.updated_ms",
         )?;
         stmt.execute(params![
-            loan_apply_no,
+            l.loan_apply_no,
             l.status,
             l.app_key,
             l.customer_id,
@@ -95,28 +84,28 @@ impl TxRows for SqliteTx<'_> {
             l.needs_reconciliation,
             now_ms,
         ])?;
-        if !flags.is_empty() {
-            let mut ins = self
-                .conn
-                .prepare_cached("INSERT INTO loan_flags (loan_apply_no, flag) VALUES (?1, ?2)")?;
-            for f in flags {
-                ins.execute(params![loan_apply_no, f])?;
-            }
+        Ok(())
+    }
+
+    fn add_loan_flags(&mut self, loan_apply_no: &str, flags: &[String]) -> StoreResult<()> {
+        let mut ins = self
+            .conn
+            .prepare_cached("INSERT INTO loan_flags (loan_apply_no, flag) VALUES (?1, ?2)")?;
+        for f in flags {
+            ins.execute(params![loan_apply_no, f])?;
         }
         Ok(())
     }
 
-    fn idempotency_row(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-    ) -> Result<Option<IdempotencyRow>, StoreError> {
+    fn idempotency_row(&mut self, app_key: &str, id: &str) -> StoreResult<Option<IdempotencyRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT fingerprint, response FROM idempotency WHERE app_key = ?1 AND request_id = ?2",
         )?;
         let row = stmt
-            .query_row(params![app_key, request_id], |r| {
+            .query_row(params![app_key, id], |r| {
                 Ok(IdempotencyRow {
+                    app_key: app_key.to_string(),
+                    request_id: id.to_string(),
                     fingerprint: r.get(0)?,
                     response: r.get(1)?,
                 })
@@ -125,20 +114,14 @@ impl TxRows for SqliteTx<'_> {
         Ok(row)
     }
 
-    fn put_idempotency_row(
-        &mut self,
-        app_key: &str,
-        request_id: &str,
-        row: &IdempotencyRow,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_idempotency_row(&mut self, row: &IdempotencyRow, now_ms: i64) -> StoreResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO idempotency (app_key, request_id, fingerprint, response, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         stmt.execute(params![
-            app_key,
-            request_id,
+            row.app_key,
+            row.request_id,
             row.fingerprint,
             row.response,
             now_ms
@@ -146,7 +129,7 @@ impl TxRows for SqliteTx<'_> {
         Ok(())
     }
 
-    fn append_inbox_row(&mut self, e: &InboxEntry) -> Result<i64, StoreError> {
+    fn append_inbox_row(&mut self, e: &InboxEntry) -> StoreResult<i64> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO inbox (call_id, received_ms, app_key, method, params, outcome, error_code,
                  biz_code, subject, idempotency_key, detail, response)
@@ -169,13 +152,13 @@ impl TxRows for SqliteTx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn append_event_row(&mut self, e: &NewEvent) -> Result<(), StoreError> {
+    fn append_event_row(&mut self, e: &NewEvent) -> StoreResult<()> {
         append_event(self.conn, e)
     }
 }
 
 /// Appends an event; its `seq` is the next rowid, and this writer is the only one.
-fn append_event(conn: &Connection, e: &NewEvent) -> Result<(), StoreError> {
+fn append_event(conn: &Connection, e: &NewEvent) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO events (id, type, recorded_ms, app_key, request_id, subject, data)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -192,9 +175,11 @@ fn append_event(conn: &Connection, e: &NewEvent) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `user, user_id, status, submit_ms, complete_ms, fund_products, app_key`.
-pub(super) fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessRow> {
+/// Process `key`'s row from `user, user_id, status, submit_ms, complete_ms, fund_products,
+/// app_key`.
+pub(super) fn process_row(key: &ProcessKey, r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessRow> {
     Ok(ProcessRow {
+        key: key.clone(),
         user: r.get(0)?,
         user_id: r.get(1)?,
         status: r.get(2)?,
@@ -205,9 +190,11 @@ pub(super) fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessRow>
     })
 }
 
-/// `status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation`.
-pub(super) fn loan_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
+/// Loan note `loan_apply_no`'s row from `status, app_key, customer_id, institution_loan_no,
+/// last_change_ms, needs_reconciliation`.
+pub(super) fn loan_row(loan_apply_no: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<LoanRow> {
     Ok(LoanRow {
+        loan_apply_no: loan_apply_no.to_string(),
         status: r.get(0)?,
         app_key: r.get(1)?,
         customer_id: r.get(2)?,
