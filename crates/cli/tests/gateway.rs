@@ -722,3 +722,34 @@ fn files_are_private_whatever_the_umask_and_the_sandbox_stays_a_sandbox() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sandbox-public"));
 }
+
+#[test]
+fn app_create_on_postgresql_without_a_master_key_refuses_rather_than_seal_with_a_lost_key() {
+    let Some(base) = loanwire_testkit::pg_url() else {
+        return;
+    };
+    let url = loanwire_testkit::fresh_pg_schema(&base);
+    let out = bin()
+        .args(["app", "create", "--name", "Bank A", "--database", &url])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "an app was created without a master key"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("master key"), "{err}");
+    let out = bin()
+        .args(["app", "create", "--name", "Bank A", "--database", &url])
+        .env(
+            "LOANWIRE_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

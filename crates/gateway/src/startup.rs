@@ -10,7 +10,7 @@ use axum::routing::any;
 use axum::Router;
 use loanwire_store::postgres::{PgOptions, PgStore};
 use loanwire_store::secrets::{MasterKey, SecretBox};
-use loanwire_store::sqlite::DB_FILE;
+use loanwire_store::sqlite::{files, DB_FILE};
 use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
 use loanwire_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -45,17 +45,20 @@ fn key_file(config: &Config) -> std::path::PathBuf {
 
 /// The master key that seals app secrets: `LOANWIRE_MASTER_KEY`, else the key file. On SQLite
 /// without either, a new key is written to `DATA_DIR/master.key` (mode 0600) when the database
-/// is being created or exists already (its secrets are then sealed at start).
-fn master_key(config: &Config) -> Result<MasterKey, StoreError> {
+/// is being created or exists already (its secrets are then sealed at start); `None` when it
+/// neither exists nor is to be created (opening it then fails with its own message).
+fn master_key(config: &Config) -> Result<Option<MasterKey>, StoreError> {
     let invalid = |m: String| StoreError::Invalid(m);
     if let Some(text) = &config.master_key {
         return MasterKey::from_base64(text)
+            .map(Some)
             .map_err(|e| invalid(format!("LOANWIRE_MASTER_KEY: {e}")));
     }
     let path = key_file(config);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             return MasterKey::from_base64(&text)
+                .map(Some)
                 .map_err(|e| invalid(format!("{}: {e}", path.display())))
         }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound || config.master_key_file.is_some() => {
@@ -66,41 +69,28 @@ fn master_key(config: &Config) -> Result<MasterKey, StoreError> {
         }
         Err(_) => {}
     }
-    let creating = config.init || config.sandbox;
-    if config.database.is_some() || !(creating || config.data_dir.join(DB_FILE).exists()) {
-        // Nothing to seal with: PostgreSQL is refused by the configuration's validation, and
-        // opening a missing SQLite database fails with its own message.
-        return Ok(MasterKey::generate());
+    if config.database.is_some() {
+        // Every instance must share one key: none is made up here (`loanwire app create`
+        // would otherwise seal a secret under a key nobody keeps).
+        return Err(invalid(MISSING_PG_KEY.into()));
     }
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let unavailable = |e: std::io::Error| {
-        StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
-    };
-    if !config.data_dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&config.data_dir)
-            .map_err(unavailable)?;
+    if !(config.init || config.sandbox || config.data_dir.join(DB_FILE).exists()) {
+        return Ok(None);
     }
     let key = MasterKey::generate();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(unavailable)?;
-    writeln!(file, "{}", key.to_base64()).map_err(unavailable)?;
-    file.sync_all().map_err(unavailable)?;
+    let contents = format!("{}\n", key.to_base64());
+    files::create_private(&config.data_dir, &path, contents.as_bytes())?;
     tracing::info!(path = %path.display(), "created the master key that seals app secrets; back it up with the database");
-    Ok(key)
+    Ok(Some(key))
 }
+
+/// Why PostgreSQL cannot be opened without a master key.
+pub const MISSING_PG_KEY: &str = "PostgreSQL needs a master key to seal app secrets: LOANWIRE_MASTER_KEY or master_key_file, the same for every instance";
 
 /// Opens the store the configuration names: PostgreSQL when `database` is set, else SQLite
 /// in `data_dir`, created there only with `init` or `sandbox`.
 pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Store>, StoreError> {
-    let secrets = Some(Arc::new(SecretBox::new(&master_key(config)?)));
+    let secrets = master_key(config)?.map(|key| Arc::new(SecretBox::new(&key)));
     let batches = metrics.batch_size.clone();
     if let Some(url) = &config.database {
         let options = PgOptions {

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use crate::StoreError;
 
-/// Creates the data directory (mode 0700) and an empty database file (mode 0600) whatever the
-/// umask: the database holds every partner's secrets and calls. SQLite gives the WAL and the
-/// shared-memory file the database file's mode. Warns when an existing directory or database
-/// is open to other users.
-pub(super) fn create_private(dir: &Path, path: &Path) -> Result<(), StoreError> {
+/// Creates `dir` (mode 0700) when missing and the file `path` in it (mode 0600) holding
+/// `contents` when missing, whatever the umask: the database and the master key are for the
+/// gateway's eyes only. (SQLite gives the WAL and the shared-memory file the database's mode.)
+pub fn create_private(dir: &Path, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let unavailable = |what: &Path, e: std::io::Error| {
         StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
@@ -27,13 +27,16 @@ pub(super) fn create_private(dir: &Path, path: &Path) -> Result<(), StoreError> 
             .map_err(|e| unavailable(dir, e))?;
     }
     if !path.exists() {
-        std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(path)
             .map_err(|e| unavailable(path, e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| unavailable(path, e))?;
+        file.write_all(contents)
+            .and_then(|()| file.sync_all())
             .map_err(|e| unavailable(path, e))?;
     }
     Ok(())

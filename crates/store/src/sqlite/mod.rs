@@ -8,7 +8,7 @@
 //! connections of their own (see `queries`).
 
 mod checkpoint;
-mod files;
+pub mod files;
 mod queries;
 mod subjects;
 mod tx;
@@ -145,7 +145,7 @@ impl SqliteStore {
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let path = dir.join(DB_FILE);
         files::require(&path, options.create)?;
-        files::create_private(dir, &path)?;
+        files::create_private(dir, &path, b"")?;
         files::warn_if_open(dir, &path);
         let mut writer = open_connection(&path, options.busy_timeout)?;
         let identity = files::Identity::of(&path)?;
