@@ -252,7 +252,8 @@ pub struct EventPage {
     pub events: Vec<Event>,
     /// Events with a `seq` up to this were pruned: a cursor below it has missed some.
     pub pruned_through: i64,
-    /// Events past the cursor are committed but not yet shown, waiting for an earlier
-    /// transaction to end (PostgreSQL): worth asking again soon.
+    /// On an empty page: events past the cursor are committed but not yet shown, waiting for
+    /// an earlier transaction to end (PostgreSQL), so it is worth asking again soon. (A page
+    /// with events says nothing of what comes after them: ask from its last `seq`.)
     pub pending: bool,
 }

@@ -41,25 +41,31 @@ fn applied(id: String, fail: bool) -> Work {
     })
 }
 
-/// Every event committed so far. On PostgreSQL an event is shown once every older writing
-/// transaction in the database has ended (other tests' too): wait until none is held back.
+/// Every event committed so far, read page after page until an empty page says nothing is held
+/// back. On PostgreSQL an event is shown once every older writing transaction in the database
+/// has ended (other tests' too).
 async fn all_events(store: &dyn Store) -> Vec<loanwire_store::Event> {
-    let q = EventQuery {
-        after: 0,
-        limit: EventQuery::MAX_LIMIT,
-        types: None,
-    };
     let started = Instant::now();
+    let mut events: Vec<loanwire_store::Event> = Vec::new();
     loop {
+        let q = EventQuery {
+            after: events.last().map_or(0, |e| e.seq),
+            limit: EventQuery::MAX_LIMIT,
+            types: None,
+        };
         let page = store.events(&q).await.unwrap();
-        if !page.pending {
-            return page.events;
+        if page.events.is_empty() && !page.pending {
+            return events;
         }
+        let more = !page.events.is_empty();
+        events.extend(page.events);
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "events held back for 10 s"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        if !more {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
