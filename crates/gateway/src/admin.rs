@@ -77,6 +77,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+/// A page size: `default` when not given, else between 1 and `max`.
+pub(crate) fn page_limit(given: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = given.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is out of range: 1 to {max}"
+        )));
+    }
+    Ok(limit)
+}
+
 fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("{what} not found"))
 }
@@ -178,23 +195,16 @@ async fn inbox(
     query: Result<Query<InboxParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let Query(p) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Query(p) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let outcome = match p.outcome.as_deref() {
         None | Some("") => None,
         Some(o) => Some(Outcome::parse(o).ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("outcome `{o}` is not one of applied, duplicate, stale, refused"),
-            )
+            ApiError::bad_request(format!(
+                "outcome `{o}` is not one of applied, duplicate, stale, refused"
+            ))
         })?),
     };
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=MAX_INBOX_LIMIT).contains(&limit) {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("limit {limit} is out of range: 1 to {MAX_INBOX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(p.limit, 50, MAX_INBOX_LIMIT)?;
     let query = InboxQuery {
         app_key: p.app,
         method: p.method,
@@ -249,12 +259,9 @@ async fn inbox_check(
     body: Result<Json<Vec<String>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let Json(ids) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Json(ids) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if ids.len() > 10_000 {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "at most 10000 ids per check".into(),
-        ));
+        return Err(ApiError::bad_request("at most 10000 ids per check"));
     }
     let missing = state.store.inbox_missing(&ids).await?;
     Ok(Json(json!({ "checked": ids.len(), "missing": missing })).into_response())

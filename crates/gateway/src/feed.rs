@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin::{authorize, ApiError};
+use crate::admin::{authorize, page_limit, ApiError};
 use crate::apis::{idle_loan_callback::PROCESS_CHANGED, xfd_loan_change_notify::LOAN_CHANGED};
 use crate::state::AppState;
 
@@ -54,28 +54,18 @@ pub struct EventPage {
     next_after: i64,
 }
 
-fn bad(message: String) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, message)
-}
-
 fn parse(p: FeedParams) -> Result<(EventQuery, Duration), ApiError> {
     let after = p.after.unwrap_or(0);
     if after < 0 {
-        return Err(bad(format!("after {after} is negative")));
+        return Err(ApiError::bad_request(format!("after {after} is negative")));
     }
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=EventQuery::MAX_LIMIT).contains(&limit) {
-        return Err(bad(format!(
-            "limit {limit} is out of range: 1 to {}",
-            EventQuery::MAX_LIMIT
-        )));
-    }
+    let limit = page_limit(p.limit, 100, EventQuery::MAX_LIMIT)?;
     let types = match p.types.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(list) => {
             let types: Vec<String> = list.split(',').map(|t| t.trim().to_string()).collect();
             if let Some(unknown) = types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
-                return Err(bad(format!(
+                return Err(ApiError::bad_request(format!(
                     "unknown event type `{}`; the types are {}",
                     loanwire_top::text::echo(unknown),
                     EVENT_TYPES.join(", ")
@@ -110,7 +100,7 @@ async fn events(
     query: Result<Query<FeedParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let Query(p) = query.map_err(|e| bad(e.body_text()))?;
+    let Query(p) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (q, wait) = parse(p)?;
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribed before the first look, so that a commit between a look and the wait is not
