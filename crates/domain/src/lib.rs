@@ -31,7 +31,9 @@ impl std::fmt::Display for Invalid {
 /// The earliest time a report may carry: nothing this platform tracks happened before it, and
 /// a time such as `0000-01-01 00:00:00` is a client's placeholder, not a date.
 pub fn earliest_plausible_time() -> loanwire_top::TopDateTime {
-    loanwire_top::TopDateTime::parse("2000-01-01 00:00:00").expect("a valid time")
+    // 2000-01-01 00:00:00 in GMT+8, as epoch milliseconds: a constant, not text to parse on
+    // every call.
+    loanwire_top::TopDateTime::from_epoch_millis(946_656_000_000).expect("in range")
 }
 
 /// Refuses a time before [`earliest_plausible_time`].
@@ -54,6 +56,17 @@ pub(crate) fn check_plausible(
 pub struct Refusal {
     pub code: &'static str,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_earliest_plausible_time_is_2000_01_01_in_gmt8() {
+        assert_eq!(
+            super::earliest_plausible_time().format(),
+            "2000-01-01 00:00:00"
+        );
+    }
 }
 
 /// What a call did, as recorded in the inbox.
