@@ -15,15 +15,18 @@ use async_trait::async_trait;
 use loanwire_domain::idempotency::IdempotencyRecord;
 use loanwire_domain::loan::{Flag, LoanState};
 use loanwire_domain::process::{ProcessKey, ProcessState};
+use loanwire_top::time::now_ms;
+use serde_json::json;
 
 use crate::rows::{
-    app_exists, flag_to_json, no_app, AppRow, EventRow, IdempotencyRow, InboxRow, LoanRow,
-    LoanSnapshot, ProcessRow, ProcessSnapshot,
+    app_exists, flag_to_json, no_app, token_exists, AppRow, AuditRow, EventRow, IdempotencyRow,
+    InboxRow, LoanRow, LoanSnapshot, ProcessRow, ProcessSnapshot, TokenRow,
 };
 use crate::secrets::SecretBox;
 use crate::{
-    App, EventPage, EventQuery, InboxEntry, InboxQuery, InboxRecord, LoanView, NewEvent,
-    ProcessView, Recorded, Store, StoreError, StoreResult, Tx, Work,
+    Actor, App, AuditEntry, AuditNote, AuditQuery, EventPage, EventQuery, InboxEntry, InboxQuery,
+    InboxRecord, LoanView, NewEvent, ProcessView, Recorded, Store, StoreError, StoreResult, Token,
+    Tx, Work,
 };
 
 /// The row operations of one unit of work, inside the writer's transaction. Each row carries
@@ -211,6 +214,39 @@ pub trait Queries {
     /// mark to the highest `seq` deleted; how many were deleted.
     fn prune_events(&mut self, before_ms: i64) -> Result<u64, StoreError>;
     fn ping(&mut self) -> Result<(), StoreError>;
+
+    /// Opens a write transaction on this connection: an admin change and its audit entry
+    /// commit together ([`in_transaction`]).
+    fn begin(&mut self) -> StoreResult<()>;
+    fn commit(&mut self) -> StoreResult<()>;
+    fn rollback(&mut self);
+    /// `false` when a token not revoked has the name (nothing written).
+    fn insert_token(&mut self, row: &TokenRow) -> StoreResult<bool>;
+    fn token(&mut self, id: &str) -> StoreResult<Option<TokenRow>>;
+    fn tokens(&mut self) -> StoreResult<Vec<TokenRow>>;
+    /// Marks the token named `name` that is not revoked yet as revoked; its row, if any.
+    fn revoke_token(&mut self, name: &str, at_ms: i64) -> StoreResult<Option<TokenRow>>;
+    fn append_audit(&mut self, row: &AuditRow) -> StoreResult<()>;
+    /// The newest entries first, filtered as `q` says.
+    fn audit(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
+}
+
+/// Runs `f` inside one transaction on `q`: all of it commits, or none of it.
+pub fn in_transaction<Q: Queries, R>(
+    q: &mut Q,
+    f: impl FnOnce(&mut Q) -> StoreResult<R>,
+) -> StoreResult<R> {
+    q.begin()?;
+    match f(q) {
+        Ok(r) => {
+            q.commit()?;
+            Ok(r)
+        }
+        Err(e) => {
+            q.rollback();
+            Err(e)
+        }
+    }
 }
 
 /// What a backend answers for a page of the feed.
@@ -327,44 +363,121 @@ impl<B: Backend> Store for B {
             .collect()
     }
 
-    async fn seal_secrets(&self) -> Result<usize, StoreError> {
-        let Some(b) = self.secrets() else {
+    async fn seal_secrets(&self, rotation: bool, by: &Actor) -> Result<usize, StoreError> {
+        let Some(b) = self.shared().secrets.clone() else {
             return Ok(0);
         };
-        let rows = self.query(|r| r.apps()).await?;
-        let mut sealed = 0;
-        for row in rows {
-            let plain = !SecretBox::is_sealed(&row.secret)
-                || row
-                    .previous_secret
-                    .as_deref()
-                    .is_some_and(|s| !SecretBox::is_sealed(s));
-            if plain {
-                let app = opened_app(Some(b), row)?;
-                let row = sealed_row(Some(b), &app);
-                self.query(move |r| r.update_app(&row)).await?;
-                sealed += 1;
-            }
-        }
-        Ok(sealed)
-    }
-
-    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
-        let row = sealed_row(self.secrets(), app);
-        self.query(move |r| match r.insert_app(&row)? {
-            true => Ok(()),
-            false => Err(app_exists(&row.app_key)),
+        let by = by.clone();
+        self.query(move |q| {
+            in_transaction(q, |q| {
+                let mut sealed = 0;
+                for row in q.apps()? {
+                    let current = b.is_current(&row.secret)
+                        && row
+                            .previous_secret
+                            .as_deref()
+                            .is_none_or(|s| b.is_current(s));
+                    if !current {
+                        let app = opened_app(Some(&b), row)?;
+                        q.update_app(&sealed_row(Some(&b), &app))?;
+                        sealed += 1;
+                    }
+                }
+                if sealed > 0 || rotation {
+                    let action = if rotation {
+                        "keys.rotate"
+                    } else {
+                        "secrets.seal"
+                    };
+                    let note = AuditNote::new(action, "apps", json!({ "apps": sealed }));
+                    q.append_audit(&AuditRow::of(&note, &by, now_ms()))?;
+                }
+                Ok(sealed)
+            })
         })
         .await
     }
 
-    async fn update_app(&self, app: &App) -> Result<(), StoreError> {
+    async fn create_app(&self, app: &App, by: &Actor) -> Result<(), StoreError> {
         let row = sealed_row(self.secrets(), app);
-        self.query(move |r| match r.update_app(&row)? {
-            true => Ok(()),
-            false => Err(no_app(&row.app_key)),
+        let note = AuditNote::new(
+            "app.create",
+            &app.app_key,
+            json!({ "name": app.name, "channels": app.channels, "methods": app.methods,
+                    "rate_limit": app.rate_limit }),
+        );
+        let audit = AuditRow::of(&note, by, app.created_ms);
+        self.query(move |q| {
+            in_transaction(q, |q| {
+                if !q.insert_app(&row)? {
+                    return Err(app_exists(&row.app_key));
+                }
+                q.append_audit(&audit)
+            })
         })
         .await
+    }
+
+    async fn update_app(&self, app: &App, note: &AuditNote, by: &Actor) -> Result<(), StoreError> {
+        let row = sealed_row(self.secrets(), app);
+        let audit = AuditRow::of(note, by, app.updated_ms);
+        self.query(move |q| {
+            in_transaction(q, |q| {
+                if !q.update_app(&row)? {
+                    return Err(no_app(&row.app_key));
+                }
+                q.append_audit(&audit)
+            })
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: &Token, by: &Actor) -> Result<(), StoreError> {
+        let row = TokenRow::of(token);
+        let note = AuditNote::new("token.create", &token.name, json!({ "role": token.role }));
+        let audit = AuditRow::of(&note, by, token.created_ms);
+        self.query(move |q| {
+            in_transaction(q, |q| {
+                if !q.insert_token(&row)? {
+                    return Err(token_exists(&row.name));
+                }
+                q.append_audit(&audit)
+            })
+        })
+        .await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        let id = id.to_string();
+        self.query(move |q| q.token(&id)?.map(TokenRow::into_token).transpose())
+            .await
+    }
+
+    async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        self.query(|q| q.tokens()?.into_iter().map(TokenRow::into_token).collect())
+            .await
+    }
+
+    async fn revoke_token(&self, name: &str, by: &Actor) -> Result<Token, StoreError> {
+        let (name, by) = (name.to_string(), by.clone());
+        self.query(move |q| {
+            in_transaction(q, |q| {
+                let now = now_ms();
+                let row = q.revoke_token(&name, now)?.ok_or_else(|| {
+                    StoreError::Invalid(format!("no token named `{name}` that is not revoked"))
+                })?;
+                let note = AuditNote::new("token.revoke", &name, json!({ "id": row.id }));
+                q.append_audit(&AuditRow::of(&note, &by, now))?;
+                row.into_token()
+            })
+        })
+        .await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let q = query.clone();
+        self.query(move |r| Ok(r.audit(&q)?.into_iter().map(AuditRow::into_entry).collect()))
+            .await
     }
 
     async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError> {

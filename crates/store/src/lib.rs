@@ -87,12 +87,25 @@ pub trait Store: Send + Sync + 'static {
 
     async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError>;
     async fn apps(&self) -> Result<Vec<App>, StoreError>;
-    async fn create_app(&self, app: &App) -> Result<(), StoreError>;
-    /// Replaces an app's record (enable/disable, secret rotation, grants).
-    async fn update_app(&self, app: &App) -> Result<(), StoreError>;
-    /// Seals the app secrets still stored as given (written before secrets were sealed, or
-    /// without a master key); how many apps it sealed.
-    async fn seal_secrets(&self) -> Result<usize, StoreError>;
+    /// Adds an app, and its `app.create` audit entry in the same commit.
+    async fn create_app(&self, app: &App, by: &Actor) -> Result<(), StoreError>;
+    /// Replaces an app's record (enable/disable, secret rotation, grants), and records `note`
+    /// in the audit in the same commit.
+    async fn update_app(&self, app: &App, note: &AuditNote, by: &Actor) -> Result<(), StoreError>;
+    /// Seals again every app secret not sealed under the key that seals now (stored as given
+    /// by an older release, or under a key rotated out), in one commit with its audit entry
+    /// (`keys.rotate` for a `rotation`, always; else `secrets.seal` when it sealed any); how
+    /// many apps it sealed.
+    async fn seal_secrets(&self, rotation: bool, by: &Actor) -> Result<usize, StoreError>;
+
+    /// Adds an operator token (its secret only as a hash), audited in the same commit.
+    async fn create_token(&self, token: &Token, by: &Actor) -> Result<(), StoreError>;
+    async fn token(&self, id: &str) -> Result<Option<Token>, StoreError>;
+    async fn tokens(&self) -> Result<Vec<Token>, StoreError>;
+    /// Revokes the active token with this name, audited in the same commit.
+    async fn revoke_token(&self, name: &str, by: &Actor) -> Result<Token, StoreError>;
+    /// Admin changes, newest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 
     async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError>;
     async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError>;

@@ -257,3 +257,103 @@ pub struct EventPage {
     /// with events says nothing of what comes after them: ask from its last `seq`.)
     pub pending: bool,
 }
+
+/// Who makes an admin change, and from where (SPEC 5): a token's name and the caller's address,
+/// or the local user and `cli`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub source: String,
+}
+
+/// What an admin change records in the audit, beside who and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditNote {
+    /// `app.create`, `app.disable`, `token.revoke`, `keys.rotate`, …
+    pub action: String,
+    /// What it changed: an app key, a token name.
+    pub target: String,
+    /// What else is worth knowing; never a secret.
+    pub detail: Value,
+}
+
+impl AuditNote {
+    pub fn new(action: &str, target: &str, detail: Value) -> AuditNote {
+        AuditNote {
+            action: action.into(),
+            target: target.into(),
+            detail,
+        }
+    }
+}
+
+/// One admin change, as the audit shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    /// The operator token's name (`bootstrap` for `LOANWIRE_ADMIN_TOKEN`), or `cli:<user>`.
+    pub actor: String,
+    /// The caller's address, or `cli`.
+    pub source: String,
+    pub action: String,
+    pub target: String,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only entries older than this id (the previous page's last).
+    pub before_id: Option<i64>,
+    /// Only entries about this target.
+    pub target: Option<String>,
+    /// At most [`AuditQuery::MAX_LIMIT`].
+    pub limit: u32,
+}
+
+impl AuditQuery {
+    pub const MAX_LIMIT: u32 = 500;
+}
+
+/// What an operator token may do (SPEC 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The read API, the feed, the audit.
+    Viewer,
+    /// Also apps, endpoints, resolutions.
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+}
+
+/// A named operator token as stored: its secret only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// SHA-256 of the token's secret part, hex.
+    #[serde(skip)]
+    pub secret_hash: String,
+    pub created_ms: i64,
+    pub created_by: String,
+    pub revoked_ms: Option<i64>,
+}

@@ -11,7 +11,10 @@ use loanwire_top::time::format_ms;
 use loanwire_top::TopDateTime;
 use serde_json::Value;
 
-use crate::{App, Event, HistoryEntry, InboxRecord, LoanView, ProcessView, StoreError};
+use crate::{
+    Actor, App, AuditEntry, AuditNote, Event, HistoryEntry, InboxRecord, LoanView, ProcessView,
+    Role, StoreError, Token,
+};
 
 /// A stored value that does not read back as what was written: the database was changed
 /// behind loanwire's back, or is damaged.
@@ -34,6 +37,13 @@ fn list_from_json(what: &str, v: Option<String>) -> Result<Option<Vec<String>>, 
 fn time(what: &str, ms: Option<i64>) -> Result<Option<TopDateTime>, StoreError> {
     ms.map(|ms| TopDateTime::from_epoch_millis(ms).ok_or_else(|| unreadable(what, ms)))
         .transpose()
+}
+
+/// Epoch milliseconds as RFC 3339, UTC, with milliseconds: how the JSON APIs write times.
+pub fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 /// The `apps` table.
@@ -354,9 +364,7 @@ pub struct EventRow {
 impl EventRow {
     pub fn into_event(self) -> Event {
         let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::String(s));
-        let recorded_at = chrono::DateTime::from_timestamp_millis(self.recorded_ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default();
+        let recorded_at = rfc3339_ms(self.recorded_ms);
         Event {
             id: self.id,
             seq: self.seq,
@@ -369,3 +377,89 @@ impl EventRow {
         }
     }
 }
+
+/// The `tokens` table; `role` as its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub secret_hash: String,
+    pub created_ms: i64,
+    pub created_by: String,
+    pub revoked_ms: Option<i64>,
+}
+
+impl TokenRow {
+    pub fn of(t: &Token) -> TokenRow {
+        TokenRow {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            role: t.role.as_str().into(),
+            secret_hash: t.secret_hash.clone(),
+            created_ms: t.created_ms,
+            created_by: t.created_by.clone(),
+            revoked_ms: t.revoked_ms,
+        }
+    }
+
+    pub fn into_token(self) -> Result<Token, StoreError> {
+        Ok(Token {
+            role: Role::parse(&self.role).ok_or_else(|| unreadable("token role", &self.role))?,
+            id: self.id,
+            name: self.name,
+            secret_hash: self.secret_hash,
+            created_ms: self.created_ms,
+            created_by: self.created_by,
+            revoked_ms: self.revoked_ms,
+        })
+    }
+}
+
+/// What `create_token` answers when an active token has the name.
+pub(crate) fn token_exists(name: &str) -> StoreError {
+    StoreError::Invalid(format!("a token named `{name}` exists; revoke it first"))
+}
+
+/// The `audit` table; `detail` as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+impl AuditRow {
+    pub fn of(note: &AuditNote, by: &Actor, at_ms: i64) -> AuditRow {
+        AuditRow {
+            id: 0,
+            at_ms,
+            actor: by.name.clone(),
+            source: by.source.clone(),
+            action: note.action.clone(),
+            target: note.target.clone(),
+            detail: note.detail.to_string(),
+        }
+    }
+
+    pub fn into_entry(self) -> AuditEntry {
+        AuditEntry {
+            id: self.id,
+            at: rfc3339_ms(self.at_ms),
+            actor: self.actor,
+            source: self.source,
+            action: self.action,
+            target: self.target,
+            detail: serde_json::from_str(&self.detail).unwrap_or(Value::String(self.detail)),
+        }
+    }
+}
+
+/// The columns of `tokens`, in [`TokenRow`]'s order.
+pub const TOKEN_COLUMNS: &str = "id, name, role, secret_hash, created_ms, created_by, revoked_ms";
+/// The columns of `audit`, in [`AuditRow`]'s order.
+pub const AUDIT_COLUMNS: &str = "id, at_ms, actor, source, action, target, detail";

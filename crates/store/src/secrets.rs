@@ -6,6 +6,8 @@
 //! as it is, and `Store::seal_secrets` seals it.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use std::sync::RwLock;
+
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -47,22 +49,78 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-/// Seals and opens stored secrets with one master key.
+/// Parses a list of keys, one base64 key per line (or separated by commas or spaces), the key
+/// that seals first; `#` starts a comment line.
+pub fn parse_keys(text: &str) -> Result<Vec<MasterKey>, String> {
+    let keys = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split([',', ' ', '\t']))
+        .filter(|k| !k.trim().is_empty())
+        .map(MasterKey::from_base64)
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err("no master key is given".into());
+    }
+    Ok(keys)
+}
+
+/// Where a box reads its keys again: a key file that `loanwire keys rotate` rewrites while
+/// gateways run.
+pub type KeyReload = Box<dyn Fn() -> Result<Vec<MasterKey>, String> + Send + Sync>;
+
+/// Seals stored secrets with the first of its master keys and opens them with any of them, so
+/// that secrets sealed before a rotation keep opening while they are sealed again.
 pub struct SecretBox {
-    cipher: Aes256Gcm,
+    ciphers: RwLock<Vec<Aes256Gcm>>,
+    reload: Option<KeyReload>,
+}
+
+fn ciphers(keys: &[MasterKey]) -> Vec<Aes256Gcm> {
+    keys.iter()
+        .map(|k| Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&k.0)))
+        .collect()
 }
 
 impl SecretBox {
     pub fn new(key: &MasterKey) -> SecretBox {
+        SecretBox::with_keys(std::slice::from_ref(key), None)
+    }
+
+    /// A box over `keys` (the first seals; none is empty); with `reload`, a secret that none of
+    /// them opens, and every seal, first read the keys again, so that a running gateway follows
+    /// a rotation made by another process.
+    pub fn with_keys(keys: &[MasterKey], reload: Option<KeyReload>) -> SecretBox {
+        assert!(!keys.is_empty(), "a secret box needs a key");
         SecretBox {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key.0)),
+            ciphers: RwLock::new(ciphers(keys)),
+            reload,
+        }
+    }
+
+    /// Reads the keys again; `false` when there is nothing to read them from or it failed
+    /// (the keys held are kept).
+    fn reload(&self) -> bool {
+        let Some(reload) = &self.reload else {
+            return false;
+        };
+        match reload() {
+            Ok(keys) if !keys.is_empty() => {
+                *self.ciphers.write().expect("secret box") = ciphers(&keys);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the master keys again; keeping those held");
+                false
+            }
         }
     }
 
     pub fn seal(&self, secret: &str) -> String {
+        self.reload();
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
+        let sealed = self.ciphers.read().expect("secret box")[0]
             .encrypt(&nonce, secret.as_bytes())
             .expect("AES-GCM encrypts any length we store");
         let mut bytes = nonce.to_vec();
@@ -82,22 +140,48 @@ impl SecretBox {
             return Err(StoreError::Unavailable("a sealed secret is damaged".into()));
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let plain = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), ciphertext)
-            .map_err(|_| {
-                StoreError::Unavailable(
-                    "a stored secret does not open with this master key: is it the key the secrets were sealed with?".into(),
-                )
-            })?;
+        let plain = match self.open_with_any(nonce, ciphertext) {
+            Some(p) => p,
+            None if self.reload() => self.open_with_any(nonce, ciphertext).ok_or_else(no_key)?,
+            None => return Err(no_key()),
+        };
         String::from_utf8(plain)
             .map_err(|_| StoreError::Unavailable("a sealed secret is not text".into()))
+    }
+
+    fn open_with_any(&self, nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        let ciphers = self.ciphers.read().expect("secret box");
+        ciphers
+            .iter()
+            .find_map(|c| c.decrypt(Nonce::from_slice(nonce), ciphertext).ok())
+    }
+
+    /// Whether a stored value is sealed under the key that seals now (what `keys rotate`
+    /// leaves every secret in).
+    pub fn is_current(&self, stored: &str) -> bool {
+        let Some(bytes) = stored
+            .strip_prefix(PREFIX)
+            .and_then(|s| B64.decode(s).ok())
+            .filter(|b| b.len() >= NONCE_LEN)
+        else {
+            return false;
+        };
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        self.ciphers.read().expect("secret box")[0]
+            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .is_ok()
     }
 
     /// Whether a stored value is sealed.
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(PREFIX)
     }
+}
+
+fn no_key() -> StoreError {
+    StoreError::Unavailable(
+        "a stored secret does not open with the master keys held: are they the keys the secrets were sealed with?".into(),
+    )
 }
 
 #[cfg(test)]
@@ -117,15 +201,50 @@ mod tests {
             .open(&sealed)
             .unwrap_err()
             .to_string()
-            .contains("master key"));
+            .contains("master keys"));
         assert_eq!(b.open("plain-from-before").unwrap(), "plain-from-before");
         let again = MasterKey::from_base64(&key.to_base64()).unwrap();
         assert_eq!(
             SecretBox::new(&again).open(&sealed).unwrap(),
             "4f0c2d9e8a7b"
         );
+        assert!(b.is_current(&sealed) && !b.is_current("plain"));
         assert!(MasterKey::from_base64("c2hvcnQ=")
             .unwrap_err()
             .contains("32"));
+    }
+
+    #[test]
+    fn a_box_seals_with_its_first_key_and_opens_what_any_of_its_keys_sealed() {
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let sealed_old = SecretBox::new(&old).seal("s3cret");
+        let both = SecretBox::with_keys(&[new.clone(), old.clone()], None);
+        assert_eq!(both.open(&sealed_old).unwrap(), "s3cret");
+        assert!(!both.is_current(&sealed_old));
+        let sealed_new = both.seal("s3cret");
+        assert!(both.is_current(&sealed_new));
+        assert!(SecretBox::new(&old).open(&sealed_new).is_err());
+        let keys = parse_keys(&format!(
+            "# rotated\n{}\n{}\n",
+            new.to_base64(),
+            old.to_base64()
+        ));
+        assert_eq!(keys.unwrap().len(), 2);
+        assert!(parse_keys("# nothing\n").is_err());
+    }
+
+    #[test]
+    fn a_box_with_a_reload_follows_a_rotation_made_elsewhere() {
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let file = std::sync::Arc::new(std::sync::Mutex::new(vec![old.clone()]));
+        let source = file.clone();
+        let running = SecretBox::with_keys(
+            &[old.clone()],
+            Some(Box::new(move || Ok(source.lock().unwrap().clone()))),
+        );
+        *file.lock().unwrap() = vec![new.clone(), old.clone()];
+        let sealed_elsewhere = SecretBox::new(&new).seal("abc");
+        assert_eq!(running.open(&sealed_elsewhere).unwrap(), "abc");
+        assert!(SecretBox::new(&new).open(&running.seal("x")).is_ok());
     }
 }

@@ -12,7 +12,10 @@ use loanwire_domain::idempotency::IdempotencyRecord;
 use loanwire_domain::loan::{Flag, FlagKind, LoanState};
 use loanwire_domain::Outcome;
 use loanwire_store::backend::UNIT_PANICKED;
-use loanwire_store::{App, InboxEntry, InboxQuery, Recorded, Store, StoreError, Work};
+use loanwire_store::{
+    Actor, App, AuditNote, AuditQuery, InboxEntry, InboxQuery, Recorded, Role, Store, StoreError,
+    Token, Work,
+};
 use loanwire_top::TopDateTime;
 
 /// How a test unit ends after writing its process and inbox record.
@@ -214,16 +217,58 @@ on_both_backends! {
             created_ms: 1,
             updated_ms: 2,
         };
-        store.create_app(&app).await.unwrap();
+        let by = Actor { name: "ops-alice".into(), source: "10.1.2.3".into() };
+        store.create_app(&app, &by).await.unwrap();
         assert_eq!(store.app("12345678").await.unwrap(), Some(app.clone()));
-        let again = store.create_app(&app).await.unwrap_err();
+        let again = store.create_app(&app, &by).await.unwrap_err();
         assert!(again.to_string().contains("already exists"), "{again}");
         let changed = App { enabled: false, rate_limit: None, ..app.clone() };
-        store.update_app(&changed).await.unwrap();
+        let note = AuditNote::new("app.disable", "12345678", serde_json::json!({}));
+        store.update_app(&changed, &note, &by).await.unwrap();
         assert_eq!(store.apps().await.unwrap(), vec![changed]);
         let missing = App { app_key: "nope".into(), ..app };
-        let e = store.update_app(&missing).await.unwrap_err();
+        let e = store.update_app(&missing, &note, &by).await.unwrap_err();
         assert!(e.to_string().contains("no app"), "{e}");
+
+        // Each change that committed is in the audit, newest first; the refused ones are not.
+        let q = AuditQuery { limit: 10, ..AuditQuery::default() };
+        let audit = store.audit(&q).await.unwrap();
+        let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["app.disable", "app.create"]);
+        assert_eq!((audit[1].actor.as_str(), audit[1].source.as_str()), ("ops-alice", "10.1.2.3"));
+        assert_eq!(audit[1].detail["name"], "Bank A");
+        let older = AuditQuery { before_id: Some(audit[0].id), ..q.clone() };
+        assert_eq!(store.audit(&older).await.unwrap(), vec![audit[1].clone()]);
+        let other = AuditQuery { target: Some("nope".into()), ..q };
+        assert!(store.audit(&other).await.unwrap().is_empty());
+    }
+
+    async fn a_token_name_is_taken_until_its_token_is_revoked(db) {
+        let store = db.open().unwrap();
+        let by = Actor { name: "bootstrap".into(), source: "cli".into() };
+        let token = Token {
+            id: "0123456789ab".into(),
+            name: "ci".into(),
+            role: Role::Viewer,
+            secret_hash: "ab".repeat(32),
+            created_ms: 5,
+            created_by: "bootstrap".into(),
+            revoked_ms: None,
+        };
+        store.create_token(&token, &by).await.unwrap();
+        assert_eq!(store.token("0123456789ab").await.unwrap(), Some(token.clone()));
+        let twin = Token { id: "ba9876543210".into(), ..token.clone() };
+        let e = store.create_token(&twin, &by).await.unwrap_err();
+        assert!(e.to_string().contains("revoke it first"), "{e}");
+        let revoked = store.revoke_token("ci", &by).await.unwrap();
+        assert!(revoked.revoked_ms.is_some());
+        assert!(store.revoke_token("ci", &by).await.is_err(), "revoked once");
+        store.create_token(&twin, &by).await.unwrap();
+        assert_eq!(store.tokens().await.unwrap().len(), 2);
+        let q = AuditQuery { limit: 10, target: Some("ci".into()), ..AuditQuery::default() };
+        let actions: Vec<_> =
+            store.audit(&q).await.unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["token.create", "token.revoke", "token.create"]);
     }
 
     async fn a_database_from_a_newer_loanwire_is_refused_with_a_clear_message(db) {

@@ -9,6 +9,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_initial.sql"),
     include_str!("../../migrations/postgres/0002_events.sql"),
+    include_str!("../../migrations/postgres/0003_operators.sql"),
 ];
 
 /// Any number: all loanwire instances take the same advisory lock to migrate one at a time.

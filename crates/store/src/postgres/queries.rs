@@ -9,9 +9,10 @@ use super::events::FRONTIER;
 use super::tx::{loan_row, process_row};
 use crate::backend::{event_limit, event_types_json, inbox_query_sql, EventRows, Queries, SqlArg};
 use crate::rows::{
-    AppRow, EventRow, InboxRow, LoanSnapshot, ProcessSnapshot, EVENT_COLUMNS, INBOX_COLUMNS,
+    AppRow, AuditRow, EventRow, InboxRow, LoanSnapshot, ProcessSnapshot, TokenRow, AUDIT_COLUMNS,
+    EVENT_COLUMNS, INBOX_COLUMNS, TOKEN_COLUMNS,
 };
-use crate::{EventQuery, InboxQuery, StoreError};
+use crate::{AuditQuery, EventQuery, InboxQuery, StoreError, StoreResult};
 
 const APP_COLUMNS: &str = "app_key, name, secret, previous_secret, previous_secret_expires_ms,
     channels, methods, rate_limit, enabled, created_ms, updated_ms";
@@ -331,5 +332,138 @@ impl Queries for Conn {
             .simple_query("SELECT 1")
             .map_err(db_unavailable)?;
         Ok(())
+    }
+
+    fn begin(&mut self) -> StoreResult<()> {
+        self.client()?
+            .batch_execute("BEGIN")
+            .map_err(db_unavailable)
+    }
+
+    fn commit(&mut self) -> StoreResult<()> {
+        self.client()?
+            .batch_execute("COMMIT")
+            .map_err(db_unavailable)
+    }
+
+    fn rollback(&mut self) {
+        // A connection that cannot even roll back is not used again.
+        if self
+            .client()
+            .and_then(|c| c.batch_execute("ROLLBACK").map_err(db_unavailable))
+            .is_err()
+        {
+            self.reset();
+        }
+    }
+
+    fn insert_token(&mut self, t: &TokenRow) -> StoreResult<bool> {
+        let n = self
+            .client()?
+            .execute(
+                &format!(
+                    "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[
+                    &t.id,
+                    &t.name,
+                    &t.role,
+                    &t.secret_hash,
+                    &t.created_ms,
+                    &t.created_by,
+                    &t.revoked_ms,
+                ],
+            )
+            .map_err(db_unavailable)?;
+        Ok(n > 0)
+    }
+
+    fn token(&mut self, id: &str) -> StoreResult<Option<TokenRow>> {
+        let row = self
+            .client()?
+            .query_opt(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"),
+                &[&id],
+            )
+            .map_err(db_unavailable)?;
+        Ok(row.as_ref().map(token_row))
+    }
+
+    fn tokens(&mut self) -> StoreResult<Vec<TokenRow>> {
+        let rows = self
+            .client()?
+            .query(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_ms, id"),
+                &[],
+            )
+            .map_err(db_unavailable)?;
+        Ok(rows.iter().map(token_row).collect())
+    }
+
+    fn revoke_token(&mut self, name: &str, at_ms: i64) -> StoreResult<Option<TokenRow>> {
+        let row = self
+            .client()?
+            .query_opt(
+                &format!(
+                    "UPDATE tokens SET revoked_ms = $2 WHERE name = $1 AND revoked_ms IS NULL
+                     RETURNING {TOKEN_COLUMNS}"
+                ),
+                &[&name, &at_ms],
+            )
+            .map_err(db_unavailable)?;
+        Ok(row.as_ref().map(token_row))
+    }
+
+    fn append_audit(&mut self, a: &AuditRow) -> StoreResult<()> {
+        self.client()?
+            .execute(
+                "INSERT INTO audit (at_ms, actor, source, action, target, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &a.at_ms, &a.actor, &a.source, &a.action, &a.target, &a.detail,
+                ],
+            )
+            .map_err(db_unavailable)?;
+        Ok(())
+    }
+
+    fn audit(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        let limit = i64::from(q.limit.clamp(1, AuditQuery::MAX_LIMIT));
+        let rows = self
+            .client()?
+            .query(
+                &format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit
+                     WHERE ($1::BIGINT IS NULL OR id < $1) AND ($2::TEXT IS NULL OR target = $2)
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &[&q.before_id, &q.target, &limit],
+            )
+            .map_err(db_unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditRow {
+                id: r.get(0),
+                at_ms: r.get(1),
+                actor: r.get(2),
+                source: r.get(3),
+                action: r.get(4),
+                target: r.get(5),
+                detail: r.get(6),
+            })
+            .collect())
+    }
+}
+
+fn token_row(r: &Row) -> TokenRow {
+    TokenRow {
+        id: r.get(0),
+        name: r.get(1),
+        role: r.get(2),
+        secret_hash: r.get(3),
+        created_ms: r.get(4),
+        created_by: r.get(5),
+        revoked_ms: r.get(6),
     }
 }

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../migrations/sqlite/0002_subjects_indexed_in_bulk.sql"),
     include_str!("../../migrations/sqlite/0003_events.sql"),
+    include_str!("../../migrations/sqlite/0004_operators.sql"),
 ];
 
 pub const DB_FILE: &str = "loanwire.db";

@@ -8,9 +8,10 @@ use super::subjects::SUBJECT_IDS;
 use super::tx::{loan_row, process_row};
 use crate::backend::{event_limit, event_types_json, inbox_query_sql, EventRows, Queries, SqlArg};
 use crate::rows::{
-    AppRow, EventRow, InboxRow, LoanSnapshot, ProcessSnapshot, EVENT_COLUMNS, INBOX_COLUMNS,
+    AppRow, AuditRow, EventRow, InboxRow, LoanSnapshot, ProcessSnapshot, TokenRow, AUDIT_COLUMNS,
+    EVENT_COLUMNS, INBOX_COLUMNS, TOKEN_COLUMNS,
 };
-use crate::{EventQuery, InboxQuery, StoreError};
+use crate::{AuditQuery, EventQuery, InboxQuery, StoreError, StoreResult};
 
 const APP_COLUMNS: &str = "app_key, name, secret, previous_secret, previous_secret_expires_ms,
     channels, methods, rate_limit, enabled, created_ms, updated_ms";
@@ -264,4 +265,99 @@ impl Queries for Connection {
         })?;
         Ok(())
     }
+
+    fn begin(&mut self) -> StoreResult<()> {
+        Ok(self.execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    fn commit(&mut self) -> StoreResult<()> {
+        Ok(self.execute_batch("COMMIT")?)
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.execute_batch("ROLLBACK");
+    }
+
+    fn insert_token(&mut self, t: &TokenRow) -> StoreResult<bool> {
+        let n = self.execute(
+            &format!(
+                "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO NOTHING"
+            ),
+            params![
+                t.id,
+                t.name,
+                t.role,
+                t.secret_hash,
+                t.created_ms,
+                t.created_by,
+                t.revoked_ms
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn token(&mut self, id: &str) -> StoreResult<Option<TokenRow>> {
+        let mut stmt =
+            self.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"))?;
+        Ok(stmt.query_row(params![id], token_row).optional()?)
+    }
+
+    fn tokens(&mut self) -> StoreResult<Vec<TokenRow>> {
+        let mut stmt = self.prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_ms, id"
+        ))?;
+        let rows = stmt.query_map([], token_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke_token(&mut self, name: &str, at_ms: i64) -> StoreResult<Option<TokenRow>> {
+        let mut stmt = self.prepare_cached(&format!(
+            "UPDATE tokens SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL
+             RETURNING {TOKEN_COLUMNS}"
+        ))?;
+        Ok(stmt.query_row(params![name, at_ms], token_row).optional()?)
+    }
+
+    fn append_audit(&mut self, a: &AuditRow) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO audit (at_ms, actor, source, action, target, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![a.at_ms, a.actor, a.source, a.action, a.target, a.detail],
+        )?;
+        Ok(())
+    }
+
+    fn audit(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        let mut stmt = self.prepare_cached(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit
+             WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR target = ?2)
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let limit = q.limit.clamp(1, AuditQuery::MAX_LIMIT);
+        let rows = stmt.query_map(params![q.before_id, q.target, limit], |r| {
+            Ok(AuditRow {
+                id: r.get(0)?,
+                at_ms: r.get(1)?,
+                actor: r.get(2)?,
+                source: r.get(3)?,
+                action: r.get(4)?,
+                target: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        secret_hash: r.get(3)?,
+        created_ms: r.get(4)?,
+        created_by: r.get(5)?,
+        revoked_ms: r.get(6)?,
+    })
 }
