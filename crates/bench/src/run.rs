@@ -141,7 +141,11 @@ async fn prepare(
         created_ms: now_ms(),
         updated_ms: now_ms(),
     };
-    let app = match store.create_app(&app).await {
+    let by = loanwire_store::Actor {
+        name: "bench".into(),
+        source: "bench".into(),
+    };
+    let app = match store.create_app(&app, &by).await {
         Ok(()) => app,
         // A database that served an earlier bench keeps its app.
         Err(StoreError::Invalid(_)) => store

@@ -30,6 +30,12 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Manage partner apps in the gateway's database.
     App(commands::app::AppArgs),
+    /// Operator tokens for the read and admin APIs: create, list, revoke.
+    Token(commands::token::TokenArgs),
+    /// The master keys that seal secrets at rest: rotate.
+    Keys(commands::keys::KeysArgs),
+    /// Read the admin audit (who changed what) from a running gateway.
+    Audit(commands::show::AuditArgs),
     /// Read a loan note from a running gateway.
     Loan(commands::show::LoanArgs),
     /// Read a credit/loan process from a running gateway.
@@ -69,6 +75,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::App(args) => commands::app::run(args),
+        Command::Token(args) => commands::token::run(args),
+        Command::Keys(args) => commands::keys::run(args),
+        Command::Audit(args) => commands::show::audit(args),
         Command::Loan(args) => commands::show::loan(args),
         Command::Process(args) => commands::show::process(args),
         Command::Inbox(args) => commands::show::inbox(args),

@@ -2,7 +2,7 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::operators::Operator;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -51,32 +52,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.config.admin_token else {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "the read API is closed: start the gateway with LOANWIRE_ADMIN_TOKEN (or --sandbox)"
-                .into(),
-        ));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
-        return Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "a valid `Authorization: Bearer <admin token>` is needed".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError(StatusCode::BAD_REQUEST, message.into())
@@ -109,10 +84,9 @@ fn not_found(what: String) -> ApiError {
 )]
 async fn loan(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _viewer: Operator,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let view = state
         .store
         .loan_view(&no)
@@ -136,10 +110,9 @@ async fn loan(
 )]
 async fn process(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _viewer: Operator,
     Path((channel_id, process_type, process_no)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let key = ProcessKey {
         channel_id,
         process_type,
@@ -191,10 +164,9 @@ pub struct InboxPage {
 )]
 async fn inbox(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _viewer: Operator,
     query: Result<Query<InboxParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let Query(p) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let outcome = match p.outcome.as_deref() {
         None | Some("") => None,
@@ -230,10 +202,9 @@ async fn inbox(
 )]
 async fn inbox_call(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _viewer: Operator,
     Path(call_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let record = state
         .store
         .inbox_call(&call_id)
@@ -255,10 +226,9 @@ async fn inbox_call(
 )]
 async fn inbox_check(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _viewer: Operator,
     body: Result<Json<Vec<String>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let Json(ids) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if ids.len() > 10_000 {
         return Err(ApiError::bad_request("at most 10000 ids per check"));

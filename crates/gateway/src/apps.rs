@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use loanwire_store::{App, Store, StoreError};
+use loanwire_store::{Actor, App, AuditNote, Store, StoreError};
 use loanwire_top::time::now_ms;
 use rand::Rng;
+use serde_json::{json, Value};
 
 /// 8 digits, like the app keys of Alibaba's open platform.
 fn new_app_key() -> String {
@@ -27,7 +28,7 @@ pub struct NewApp {
     pub rate_limit: Option<u32>,
 }
 
-pub async fn create(store: &dyn Store, spec: NewApp) -> Result<App, StoreError> {
+pub async fn create(store: &dyn Store, spec: NewApp, by: &Actor) -> Result<App, StoreError> {
     if spec.name.trim().is_empty() {
         return Err(StoreError::Invalid("an app needs a name".into()));
     }
@@ -53,7 +54,7 @@ pub async fn create(store: &dyn Store, spec: NewApp) -> Result<App, StoreError> 
             created_ms: now,
             updated_ms: now,
         };
-        match store.create_app(&app).await {
+        match store.create_app(&app, by).await {
             Ok(()) => return Ok(app),
             // A generated key that collides is drawn again; a chosen one is the caller's error.
             Err(StoreError::Invalid(_)) if spec.app_key.is_none() && attempt < 5 => continue,
@@ -74,11 +75,14 @@ pub async fn set_enabled(
     store: &dyn Store,
     app_key: &str,
     enabled: bool,
+    by: &Actor,
 ) -> Result<App, StoreError> {
     let mut app = find(store, app_key).await?;
     app.enabled = enabled;
     app.updated_ms = now_ms();
-    store.update_app(&app).await?;
+    let action = if enabled { "app.enable" } else { "app.disable" };
+    let note = AuditNote::new(action, app_key, json!({}));
+    store.update_app(&app, &note, by).await?;
     Ok(app)
 }
 
@@ -87,12 +91,37 @@ pub async fn rotate_secret(
     store: &dyn Store,
     app_key: &str,
     grace: Duration,
+    by: &Actor,
 ) -> Result<App, StoreError> {
     let mut app = find(store, app_key).await?;
     let now = now_ms();
     app.previous_secret = Some(std::mem::replace(&mut app.secret, new_secret()));
     app.previous_secret_expires_ms = Some(now + grace.as_millis() as i64);
     app.updated_ms = now;
-    store.update_app(&app).await?;
+    let note = AuditNote::new(
+        "app.rotate_secret",
+        app_key,
+        json!({ "grace_secs": grace.as_secs() }),
+    );
+    store.update_app(&app, &note, by).await?;
     Ok(app)
+}
+
+/// An app as the CLI and the admin API show it; its secret only in the answer that makes it.
+pub fn describe(app: &App, with_secret: bool) -> Value {
+    let mut v = json!({
+        "app_key": app.app_key,
+        "name": app.name,
+        "enabled": app.enabled,
+        "channels": app.channels,
+        "methods": app.methods,
+        "rate_limit": app.rate_limit,
+    });
+    if with_secret {
+        v["secret"] = json!(app.secret);
+        if let Some(until) = app.previous_secret_expires_ms {
+            v["previous_secret_valid_until"] = json!(loanwire_top::time::format_ms(until));
+        }
+    }
+    v
 }

@@ -236,7 +236,7 @@ impl Config {
             }
         }
         if self.database.is_some() && self.master_key.is_none() && self.master_key_file.is_none() {
-            return bad(crate::startup::MISSING_PG_KEY.into());
+            return bad(crate::keys::MISSING_PG_KEY.into());
         }
         if self.pg_writers == 0 {
             return bad("pg_writers must be positive".into());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,8 +14,9 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin::{authorize, page_limit, ApiError};
+use crate::admin::{page_limit, ApiError};
 use crate::apis::{idle_loan_callback::PROCESS_CHANGED, xfd_loan_change_notify::LOAN_CHANGED};
+use crate::operators::Operator;
 use crate::state::AppState;
 
 /// The event types there are.
@@ -96,10 +97,9 @@ fn parse(p: FeedParams) -> Result<(EventQuery, Duration), ApiError> {
 )]
 async fn events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _viewer: Operator,
     query: Result<Query<FeedParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let Query(p) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (q, wait) = parse(p)?;
     let deadline = tokio::time::Instant::now() + wait;

@@ -4,7 +4,8 @@
 //!   commit → respond), every protocol check of SPEC 1 in order;
 //! - [`apis`]: one module per API (parse → validate → decide and apply in the store → render);
 //! - [`errors`]: every TOP error the gateway builds, one constructor each;
-//! - [`admin`]: the operators' read API; [`feed`]: the event feed; [`openapi`]: their
+//! - [`operators`]: operator tokens and roles; [`keys`]: the master keys;
+//! - [`admin`]: the operators' read API; [`manage`]: apps and the audit over HTTP; [`feed`]: the event feed; [`openapi`]: their
 //!   OpenAPI document; [`ops`]: health and metrics;
 //! - [`startup`]: building and running the application from a [`config::Config`];
 //! - [`server`]: the HTTP loop, with every stage of a connection timed and their number capped.
@@ -15,8 +16,11 @@ pub mod apps;
 pub mod config;
 pub mod errors;
 pub mod feed;
+pub mod keys;
+pub mod manage;
 pub mod metrics;
 pub mod openapi;
+pub mod operators;
 pub mod ops;
 pub mod rest;
 pub mod sandbox;

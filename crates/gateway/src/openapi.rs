@@ -11,8 +11,8 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "loanwire read API",
-        description = "Loan notes, processes, the call inbox and the event feed of a loanwire gateway. Every route takes `Authorization: Bearer <admin token>`."
+        title = "loanwire operators' API",
+        description = "Loan notes, processes, the call inbox, the event feed, partner apps and the admin audit of a loanwire gateway. Every route takes `Authorization: Bearer <token>`: an operator token (`loanwire token create`) or the bootstrap LOANWIRE_ADMIN_TOKEN. A `viewer` token reads; changes need an `operator` token (403 otherwise)."
     ),
     paths(
         crate::admin::loan,
@@ -21,6 +21,13 @@ use crate::state::AppState;
         crate::admin::inbox_call,
         crate::admin::inbox_check,
         crate::feed::events,
+        crate::manage::list_apps,
+        crate::manage::app,
+        crate::manage::create_app,
+        crate::manage::disable_app,
+        crate::manage::enable_app,
+        crate::manage::rotate_secret,
+        crate::manage::audit,
     ),
     modifiers(&Bearer)
 )]

@@ -3,6 +3,7 @@
 use loanwire_store::{Store, StoreError};
 
 use crate::apps::{self, NewApp};
+use crate::operators::gateway_actor;
 
 pub const DEMO_APP_KEY: &str = "10000001";
 
@@ -15,7 +16,7 @@ pub struct Sandbox {
 pub async fn ensure_demo_app(store: &dyn Store) -> Result<Sandbox, StoreError> {
     let app = match store.app(DEMO_APP_KEY).await? {
         Some(a) if a.enabled => a,
-        Some(_) => apps::set_enabled(store, DEMO_APP_KEY, true).await?,
+        Some(_) => apps::set_enabled(store, DEMO_APP_KEY, true, &gateway_actor()).await?,
         None => {
             apps::create(
                 store,
@@ -24,6 +25,7 @@ pub async fn ensure_demo_app(store: &dyn Store) -> Result<Sandbox, StoreError> {
                     app_key: Some(DEMO_APP_KEY.into()),
                     ..NewApp::default()
                 },
+                &gateway_actor(),
             )
             .await?
         }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -32,6 +33,7 @@ use loanwire_top::{Format, TopError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
@@ -72,13 +74,13 @@ where
             () = &mut shutdown => break,
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok(accepted) => {
                     backoff.reset();
-                    stream
+                    accepted
                 }
                 Err(e) => {
                     backoff.wait(&e).await;
@@ -86,7 +88,13 @@ where
                 }
             },
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Who is calling, for the admin audit's "from where".
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
         let conn = http.serve_connection(TokioIo::new(TopErrors::new(stream)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -9,8 +9,6 @@ use std::time::Duration;
 use axum::routing::any;
 use axum::Router;
 use loanwire_store::postgres::{PgOptions, PgStore};
-use loanwire_store::secrets::{MasterKey, SecretBox};
-use loanwire_store::sqlite::{files, DB_FILE};
 use loanwire_store::sqlite::{SqliteOptions, SqliteStore};
 use loanwire_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -18,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::state::{AppCache, AppState, RateLimits};
-use crate::{admin, feed, openapi, ops, rest};
+use crate::{admin, feed, manage, openapi, ops, rest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -35,62 +33,10 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// The file a master key is read from: the configured one, else `DATA_DIR/master.key`.
-fn key_file(config: &Config) -> std::path::PathBuf {
-    config
-        .master_key_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("master.key"))
-}
-
-/// The master key that seals app secrets: `LOANWIRE_MASTER_KEY`, else the key file. On SQLite
-/// without either, a new key is written to `DATA_DIR/master.key` (mode 0600) when the database
-/// is being created or exists already (its secrets are then sealed at start); `None` when it
-/// neither exists nor is to be created (opening it then fails with its own message).
-fn master_key(config: &Config) -> Result<Option<MasterKey>, StoreError> {
-    let invalid = |m: String| StoreError::Invalid(m);
-    if let Some(text) = &config.master_key {
-        return MasterKey::from_base64(text)
-            .map(Some)
-            .map_err(|e| invalid(format!("LOANWIRE_MASTER_KEY: {e}")));
-    }
-    let path = key_file(config);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            return MasterKey::from_base64(&text)
-                .map(Some)
-                .map_err(|e| invalid(format!("{}: {e}", path.display())))
-        }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound || config.master_key_file.is_some() => {
-            return Err(invalid(format!(
-                "cannot read the master key {}: {e}",
-                path.display()
-            )))
-        }
-        Err(_) => {}
-    }
-    if config.database.is_some() {
-        // Every instance must share one key: none is made up here (`loanwire app create`
-        // would otherwise seal a secret under a key nobody keeps).
-        return Err(invalid(MISSING_PG_KEY.into()));
-    }
-    if !(config.init || config.sandbox || config.data_dir.join(DB_FILE).exists()) {
-        return Ok(None);
-    }
-    let key = MasterKey::generate();
-    let contents = format!("{}\n", key.to_base64());
-    files::create_private(&config.data_dir, &path, contents.as_bytes())?;
-    tracing::info!(path = %path.display(), "created the master key that seals app secrets; back it up with the database");
-    Ok(Some(key))
-}
-
-/// Why PostgreSQL cannot be opened without a master key.
-pub const MISSING_PG_KEY: &str = "PostgreSQL needs a master key to seal app secrets: LOANWIRE_MASTER_KEY or master_key_file, the same for every instance";
-
 /// Opens the store the configuration names: PostgreSQL when `database` is set, else SQLite
 /// in `data_dir`, created there only with `init` or `sandbox`.
 pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Store>, StoreError> {
-    let secrets = master_key(config)?.map(|key| Arc::new(SecretBox::new(&key)));
+    let secrets = crate::keys::secret_box(config)?;
     let batches = metrics.batch_size.clone();
     if let Some(url) = &config.database {
         let options = PgOptions {
@@ -128,6 +74,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(loanwire_top::ROUTER_PATH, any(rest::router_rest))
         .merge(admin::routes())
+        .merge(manage::routes())
         .merge(feed::routes())
         .merge(openapi::routes())
         .merge(ops::routes())
@@ -149,7 +96,10 @@ impl Application {
             StoreError::Missing(path) => StartError::NoDatabase(path),
             other => StartError::Store(other),
         })?;
-        let sealed = store.seal_secrets().await.map_err(StartError::Store)?;
+        let sealed = store
+            .seal_secrets(false, &crate::operators::gateway_actor())
+            .await
+            .map_err(StartError::Store)?;
         if sealed > 0 {
             tracing::info!(apps = sealed, "app secrets stored as given are now sealed");
         }

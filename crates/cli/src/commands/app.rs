@@ -1,26 +1,17 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use loanwire_gateway::apps::{self, NewApp};
-use loanwire_gateway::metrics::Metrics;
-use loanwire_gateway::startup::open_store;
-use loanwire_store::{App, StoreError};
+use loanwire_gateway::apps::{self, describe, NewApp};
+use loanwire_gateway::operators::cli_actor;
 use serde_json::json;
+
+use super::database::{with_store, DatabaseArgs};
 
 #[derive(Args)]
 pub struct AppArgs {
-    /// The gateway's configuration file, to find its database.
-    #[arg(long, env = "LOANWIRE_CONFIG", global = true)]
-    config: Option<PathBuf>,
-    /// Directory of the embedded database [default: ./loanwire-data].
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// PostgreSQL URL of the gateway's database (LOANWIRE_DATABASE_URL).
-    #[arg(long, global = true)]
-    database: Option<String>,
+    #[command(flatten)]
+    db: DatabaseArgs,
     #[command(subcommand)]
     command: AppCommand,
 }
@@ -59,62 +50,18 @@ enum AppCommand {
     },
 }
 
-fn describe(app: &App, with_secret: bool) -> serde_json::Value {
-    let mut v = json!({
-        "app_key": app.app_key,
-        "name": app.name,
-        "enabled": app.enabled,
-        "channels": app.channels,
-        "methods": app.methods,
-        "rate_limit": app.rate_limit,
-    });
-    if with_secret {
-        v["secret"] = json!(app.secret);
-        if let Some(until) = app.previous_secret_expires_ms {
-            v["previous_secret_valid_until"] = json!(loanwire_top::time::format_ms(until));
-        }
-    }
-    v
-}
-
 pub fn run(args: AppArgs) -> ExitCode {
-    let mut config = match super::serve::config_from(args.config.as_deref()) {
+    let mut config = match args.db.config() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    if let Some(d) = args.data_dir {
-        config.data_dir = d;
-    }
-    if let Some(url) = args.database {
-        config.database = Some(url);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     // Registering the first app is how an operator sets up a gateway: it may create the
     // database; nothing else here may.
     config.init = matches!(args.command, AppCommand::Create { .. });
-    runtime.block_on(async move {
-        let store = match open_store(&config, &Arc::new(Metrics::default())) {
-            Ok(s) => s,
-            Err(StoreError::Missing(path)) => {
-                eprintln!(
-                    "error: there is no loanwire database at {}: `loanwire app create` or `loanwire serve --init` creates it",
-                    path.display()
-                );
-                return ExitCode::FAILURE;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_store(config, |store| async move {
         let store = store.as_ref();
-        let result = match args.command {
+        let by = cli_actor();
+        match args.command {
             AppCommand::Create {
                 name,
                 channels,
@@ -130,6 +77,7 @@ pub fn run(args: AppArgs) -> ExitCode {
                     methods,
                     rate_limit,
                 },
+                &by,
             )
             .await
             .map(|a| describe(&a, true)),
@@ -137,28 +85,18 @@ pub fn run(args: AppArgs) -> ExitCode {
                 .apps()
                 .await
                 .map(|list| json!(list.iter().map(|a| describe(a, false)).collect::<Vec<_>>())),
-            AppCommand::Disable { app_key } => apps::set_enabled(store, &app_key, false)
+            AppCommand::Disable { app_key } => apps::set_enabled(store, &app_key, false, &by)
                 .await
                 .map(|a| describe(&a, false)),
-            AppCommand::Enable { app_key } => apps::set_enabled(store, &app_key, true)
+            AppCommand::Enable { app_key } => apps::set_enabled(store, &app_key, true, &by)
                 .await
                 .map(|a| describe(&a, false)),
             AppCommand::RotateSecret {
                 app_key,
                 grace_secs,
-            } => apps::rotate_secret(store, &app_key, Duration::from_secs(grace_secs))
+            } => apps::rotate_secret(store, &app_key, Duration::from_secs(grace_secs), &by)
                 .await
                 .map(|a| describe(&a, true)),
-        };
-        match result {
-            Ok(v) => {
-                println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
         }
     })
 }

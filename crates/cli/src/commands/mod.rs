@@ -1,10 +1,13 @@
 pub mod app;
 pub mod bench;
 pub mod call;
+pub mod database;
 pub mod events;
+pub mod keys;
 pub mod serve;
 pub mod show;
 pub mod sign;
+pub mod token;
 
 /// Exit statuses, so that scripts can tell failures apart.
 pub mod exit {

@@ -14,9 +14,10 @@ pub struct ReadConnection {
         global = true
     )]
     pub(crate) url: String,
-    /// The read API's bearer token.
+    /// The read API's bearer token: an operator token, or the bootstrap one.
     #[arg(
         long,
+        alias = "token",
         env = "LOANWIRE_ADMIN_TOKEN",
         hide_env_values = true,
         global = true
@@ -73,6 +74,31 @@ pub struct InboxArgs {
     /// Only records older than this id (the `next_before` of the previous page).
     #[arg(long)]
     before: Option<i64>,
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    conn: ReadConnection,
+    /// Only changes to this target (an app key, a token name).
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Only entries older than this id (the `next_before` of the previous page).
+    #[arg(long)]
+    before: Option<i64>,
+}
+
+pub fn audit(args: AuditArgs) -> ExitCode {
+    let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    if let Some(t) = args.target {
+        query.push(("target", t));
+    }
+    if let Some(b) = args.before {
+        query.push(("before", b.to_string()));
+    }
+    get(&args.conn, &["api", "v1", "audit"], &query)
 }
 
 pub fn loan(args: LoanArgs) -> ExitCode {

@@ -12,6 +12,7 @@ use loanwire_api::{
 };
 use loanwire_client::{RetryPolicy, TopClient, TopClientBuilder};
 use loanwire_gateway::apps::{self, NewApp};
+use loanwire_gateway::operators::cli_actor;
 use loanwire_gateway::{Application, Config};
 use loanwire_store::{App, Store};
 use loanwire_top::encode::form_encode;
@@ -139,6 +140,7 @@ pub async fn spawn_in(dir: TempDir, config: Config, app: Option<(String, String)
                     name: "partner".into(),
                     ..NewApp::default()
                 },
+                &cli_actor(),
             )
             .await
             .unwrap();
@@ -223,7 +225,9 @@ impl TestApp {
     }
 
     pub async fn create_app(&self, spec: NewApp) -> App {
-        apps::create(self.store.as_ref(), spec).await.unwrap()
+        apps::create(self.store.as_ref(), spec, &cli_actor())
+            .await
+            .unwrap()
     }
 
     /// Stops the server gracefully and hands back its data directory.
@@ -235,6 +239,27 @@ impl TestApp {
             self.config.clone(),
             (self.app_key.clone(), self.secret.clone()),
         )
+    }
+
+    /// A request to the operators' API with `token`, and a JSON body when given.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// GET on the read API with the admin token.

@@ -14,6 +14,7 @@ mod helpers;
 mod loan_change;
 mod malformed;
 mod openapi;
+mod operators;
 mod protocol;
 mod read_api;
 mod vanished;

@@ -1,6 +1,7 @@
 //! SPEC 1: transports, formats, signatures, and every platform error code.
 
 use loanwire_gateway::apps::NewApp;
+use loanwire_gateway::operators::cli_actor;
 use loanwire_top::{Format, SignMethod, TopDateTime};
 use serde_json::json;
 
@@ -275,7 +276,7 @@ async fn a_disabled_app_is_code_29_without_a_restart() {
         .unwrap()
         .into_result()
         .unwrap();
-    loanwire_gateway::apps::set_enabled(app.store.as_ref(), &app.app_key, false)
+    loanwire_gateway::apps::set_enabled(app.store.as_ref(), &app.app_key, false, &cli_actor())
         .await
         .unwrap();
     let refused = eventually(|| async {
@@ -312,6 +313,7 @@ async fn a_rotated_secret_keeps_the_old_one_for_the_grace_period() {
         app.store.as_ref(),
         &app.app_key,
         std::time::Duration::from_secs(3600),
+        &cli_actor(),
     )
     .await
     .unwrap();
@@ -338,6 +340,7 @@ async fn a_rotated_secret_keeps_the_old_one_for_the_grace_period() {
         app.store.as_ref(),
         &app.app_key,
         std::time::Duration::ZERO,
+        &cli_actor(),
     )
     .await
     .unwrap();

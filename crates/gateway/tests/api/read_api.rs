@@ -25,11 +25,31 @@ async fn the_read_api_needs_the_admin_token() {
 }
 
 #[tokio::test]
-async fn without_a_configured_token_the_read_api_is_closed() {
+async fn without_a_bootstrap_token_only_named_tokens_open_the_read_api() {
     crate::skip_unless_backend!();
     let app = spawn_app_with(|c| c.admin_token = None).await;
     let (status, body) = app.read("/api/v1/inbox").await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("loanwire token create"),
+        "{body}"
+    );
+    let by = loanwire_gateway::operators::cli_actor();
+    let (_, token) = loanwire_gateway::operators::create(
+        app.store.as_ref(),
+        "reader",
+        loanwire_store::Role::Viewer,
+        &by,
+    )
+    .await
+    .unwrap();
+    let (status, body) = app
+        .admin(reqwest::Method::GET, "/api/v1/inbox", &token, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

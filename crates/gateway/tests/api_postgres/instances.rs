@@ -119,9 +119,14 @@ async fn an_app_disabled_through_one_instance_is_refused_by_the_other() {
         .await
         .unwrap()
         .is_accepted());
-    loanwire_gateway::apps::set_enabled(a.store.as_ref(), &a.app_key, false)
-        .await
-        .unwrap();
+    loanwire_gateway::apps::set_enabled(
+        a.store.as_ref(),
+        &a.app_key,
+        false,
+        &loanwire_gateway::operators::cli_actor(),
+    )
+    .await
+    .unwrap();
     let refused = eventually(|| async {
         matches!(b.client().call(&callback("P-2d", "IN_PROCESSING")).await, Err(e) if e.top_error().is_some_and(|t| t.code == 29))
     })

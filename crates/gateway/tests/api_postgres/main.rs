@@ -19,6 +19,8 @@ mod helpers;
 mod loan_change;
 #[path = "../api/malformed.rs"]
 mod malformed;
+#[path = "../api/operators.rs"]
+mod operators;
 #[path = "../api/protocol.rs"]
 mod protocol;
 #[path = "../api/read_api.rs"]
