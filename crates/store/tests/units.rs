@@ -12,6 +12,7 @@ use loanwire_domain::idempotency::IdempotencyRecord;
 use loanwire_domain::loan::{Flag, FlagKind, LoanState};
 use loanwire_domain::Outcome;
 use loanwire_store::backend::UNIT_PANICKED;
+use loanwire_store::secrets::{MasterKey, SecretBox};
 use loanwire_store::{
     Actor, App, AuditNote, AuditQuery, InboxEntry, InboxQuery, Recorded, Role, Store, StoreError,
     Token, Work,
@@ -241,6 +242,46 @@ on_both_backends! {
         assert_eq!(store.audit(&older).await.unwrap(), vec![audit[1].clone()]);
         let other = AuditQuery { target: Some("nope".into()), ..q };
         assert!(store.audit(&other).await.unwrap().is_empty());
+    }
+
+    async fn a_key_rotation_seals_every_secret_under_the_new_key_in_one_audited_commit(db) {
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let by = Actor { name: "cli:root".into(), source: "cli".into() };
+        let app = |key: &str| App {
+            app_key: key.into(),
+            name: "Bank".into(),
+            secret: format!("secret-of-{key}"),
+            previous_secret: Some(format!("previous-of-{key}")),
+            previous_secret_expires_ms: Some(i64::MAX),
+            channels: None,
+            methods: None,
+            rate_limit: None,
+            enabled: true,
+            created_ms: 1,
+            updated_ms: 1,
+        };
+        let before = db.open_sealed(Arc::new(SecretBox::new(&old))).unwrap();
+        before.create_app(&app("11111111"), &by).await.unwrap();
+        before.create_app(&app("22222222"), &by).await.unwrap();
+        drop(before);
+
+        let both = db
+            .open_sealed(Arc::new(SecretBox::with_keys(&[new.clone(), old.clone()], None)))
+            .unwrap();
+        assert_eq!(both.seal_secrets(true, &by).await.unwrap(), 2);
+        assert_eq!(both.seal_secrets(true, &by).await.unwrap(), 0, "nothing left to seal");
+        drop(both);
+
+        let after = db.open_sealed(Arc::new(SecretBox::new(&new))).unwrap();
+        assert_eq!(after.app("11111111").await.unwrap(), Some(app("11111111")));
+        assert_eq!(after.app("22222222").await.unwrap(), Some(app("22222222")));
+        let q = AuditQuery { limit: 10, target: Some("apps".into()), ..AuditQuery::default() };
+        let rotations: Vec<_> = after.audit(&q).await.unwrap();
+        assert_eq!(rotations.len(), 2);
+        assert_eq!(rotations[1].action, "keys.rotate");
+        assert_eq!(rotations[1].detail["apps"], 2);
+        let gone = db.open_sealed(Arc::new(SecretBox::new(&old))).unwrap();
+        assert!(gone.app("11111111").await.is_err(), "the old key alone opens nothing now");
     }
 
     async fn a_token_name_is_taken_until_its_token_is_revoked(db) {

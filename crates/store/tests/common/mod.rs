@@ -80,6 +80,29 @@ impl TestDb {
         })
     }
 
+    /// Opens the store with secrets sealed by `secrets`.
+    pub fn open_sealed(
+        &self,
+        secrets: Arc<loanwire_store::secrets::SecretBox>,
+    ) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            TestDb::Sqlite(dir) => Arc::new(SqliteStore::open(
+                dir.path(),
+                SqliteOptions {
+                    secrets: Some(secrets),
+                    ..SqliteOptions::default()
+                },
+            )?),
+            TestDb::Postgres { url } => Arc::new(PgStore::open(
+                url,
+                PgOptions {
+                    secrets: Some(secrets),
+                    ..PgOptions::default()
+                },
+            )?),
+        })
+    }
+
     /// Runs SQL on the database behind the store's back, as another program might.
     pub fn exec(&self, sql: &str) {
         match self {

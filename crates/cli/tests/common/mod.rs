@@ -1,0 +1,122 @@
+//! The `loanwire` binary started as an operator starts it, and commands run beside it.
+#![allow(dead_code)] // each test binary uses a part
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub struct Gateway {
+    pub child: Child,
+    pub url: String,
+    pub app_key: String,
+    pub secret: String,
+    pub admin_token: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loanwire"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LOANWIRE_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+pub fn start(data_dir: &std::path::Path) -> Gateway {
+    start_with(data_dir, &[])
+}
+
+pub fn start_with(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
+    start_cmd(bin(), data_dir, envs)
+}
+
+pub fn start_cmd(cmd: Command, data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Gateway {
+    start_on(cmd, "127.0.0.1:0", data_dir, envs)
+}
+
+pub fn start_on(
+    mut cmd: Command,
+    listen: &str,
+    data_dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> Gateway {
+    let mut child = cmd
+        .envs(envs.iter().copied())
+        .args(["serve", "--sandbox", "--listen", listen, "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut field = |prefix: &str| loop {
+        let line = lines.next().expect("the banner").unwrap();
+        if let Some(rest) = line.trim().strip_prefix(prefix) {
+            break rest.trim().to_string();
+        }
+    };
+    let url = field("loanwire sandbox gateway listening on ");
+    let app_key = field("app key:");
+    let secret = field("secret:");
+    let admin_token = field("admin token:");
+    // Keep reading, so that the gateway's stdout never hits a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Gateway {
+        child,
+        url,
+        app_key,
+        secret,
+        admin_token,
+    }
+}
+
+/// `loanwire call idle-loan-callback` for process `no`, as the sandbox app; it must succeed.
+pub fn send_callback(g: &Gateway, no: &str) {
+    let (code, _, err) = run(
+        g,
+        &[
+            "call",
+            "idle-loan-callback",
+            "--user",
+            "3",
+            "--user-id",
+            "3",
+            "--status",
+            "IN_PROCESSING",
+            "--type",
+            "CREDIT",
+            "--process-no",
+            no,
+            "--channel-id",
+            "wzzx",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+pub fn run(g: &Gateway, args: &[&str]) -> (i32, String, String) {
+    run_as(g, &g.app_key, &g.secret, args)
+}
+
+pub fn run_as(g: &Gateway, key: &str, secret: &str, args: &[&str]) -> (i32, String, String) {
+    let out = bin()
+        .args(args)
+        .env("LOANWIRE_URL", &g.url)
+        .env("LOANWIRE_APP_KEY", key)
+        .env("LOANWIRE_APP_SECRET", secret)
+        .env("LOANWIRE_ADMIN_TOKEN", &g.admin_token)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
