@@ -41,6 +41,8 @@ pub struct TopClientBuilder {
     gzip: bool,
     retry: RetryPolicy,
     user_agent: String,
+    /// PEM certificates trusted beside the system's roots (a private CA).
+    extra_roots: Vec<u8>,
 }
 
 impl TopClientBuilder {
@@ -89,6 +91,12 @@ impl TopClientBuilder {
         self
     }
 
+    /// Trusts the PEM certificates in `pem` (a private CA, a test CA) beside the system's roots.
+    pub fn trust_roots_pem(mut self, pem: &[u8]) -> Self {
+        self.extra_roots.extend_from_slice(pem);
+        self
+    }
+
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = ua.into();
         self
@@ -119,7 +127,13 @@ impl TopClientBuilder {
             ));
         }
         crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if !self.extra_roots.is_empty() {
+            let roots = reqwest::Certificate::from_pem_bundle(&self.extra_roots)
+                .map_err(|e| ClientError::Config(format!("trusted roots: {e}")))?;
+            http = http.tls_certs_merge(roots);
+        }
+        let http = http
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
             .gzip(self.gzip)
@@ -220,6 +234,7 @@ impl TopClient {
             gzip: true,
             retry: RetryPolicy::default(),
             user_agent: concat!("loanwire-sdk-rust/", env!("CARGO_PKG_VERSION")).to_string(),
+            extra_roots: Vec::new(),
         }
     }
 

@@ -33,8 +33,12 @@ pub struct Config {
     /// A file holding the master key; on SQLite without a key, `DATA_DIR/master.key`
     /// (created when missing).
     pub master_key_file: Option<PathBuf>,
-    /// Bearer token for the read API; the read API is closed without one.
+    /// The bootstrap operator token (`LOANWIRE_ADMIN_TOKEN`); named tokens come from
+    /// `loanwire token create`.
     pub admin_token: Option<String>,
+    /// A PEM certificate chain and its private key: with both, the gateway serves HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Most parameters one call may carry.
@@ -93,6 +97,8 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             admin_token: None,
+            tls_cert: None,
+            tls_key: None,
             max_body_bytes: 64 * 1024,
             max_params: 64,
             body_timeout_secs: 30,
@@ -168,6 +174,8 @@ impl Config {
                 "LOANWIRE_MASTER_KEY_FILE" if !v.is_empty() => {
                     self.master_key_file = Some(PathBuf::from(v))
                 }
+                "LOANWIRE_TLS_CERT" if !v.is_empty() => self.tls_cert = Some(PathBuf::from(v)),
+                "LOANWIRE_TLS_KEY" if !v.is_empty() => self.tls_key = Some(PathBuf::from(v)),
                 "LOANWIRE_MAX_BODY_BYTES" => self.max_body_bytes = num(&name, &v)?,
                 "LOANWIRE_MAX_PARAMS" => self.max_params = num(&name, &v)?,
                 "LOANWIRE_BODY_TIMEOUT_SECS" => self.body_timeout_secs = num(&name, &v)?,
@@ -237,6 +245,9 @@ impl Config {
         }
         if self.database.is_some() && self.master_key.is_none() && self.master_key_file.is_none() {
             return bad(crate::keys::MISSING_PG_KEY.into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("TLS needs both tls_cert and tls_key (PEM files)".into());
         }
         if self.pg_writers == 0 {
             return bad("pg_writers must be positive".into());

@@ -27,6 +27,7 @@ pub mod sandbox;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use startup::Application;

@@ -35,11 +35,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct ServerLimits {
     pub header_timeout: Duration,
     pub max_connections: usize,
     pub grace: Duration,
+    /// With an acceptor, every connection speaks TLS; its handshake has `header_timeout`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Heads larger than this are refused by hyper (431): far above any TOP call's headers, and the
@@ -95,11 +97,26 @@ where
                 req
             },
         ));
-        let conn = http.serve_connection(TokioIo::new(TopErrors::new(stream)), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let (http, tls, handshake) = (http.clone(), limits.tls.clone(), limits.header_timeout);
         tokio::spawn(async move {
-            // A connection that ends badly (reset, timed out) concerns only its client.
-            let _ = conn.await;
+            // A connection that ends badly (reset, timed out, not TLS on a TLS port) concerns
+            // only its client.
+            match tls {
+                None => {
+                    let conn = http.serve_connection(TokioIo::new(TopErrors::new(stream)), service);
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake, acceptor.accept(stream)).await
+                    {
+                        let conn =
+                            http.serve_connection(TokioIo::new(TopErrors::new(stream)), service);
+                        let _ = watcher.watch(conn).await;
+                    }
+                }
+            }
             drop(slot);
         });
     }

@@ -29,6 +29,8 @@ pub enum StartError {
     NoDatabase(std::path::PathBuf),
     #[error("cannot open the database: {0}")]
     Store(StoreError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -83,6 +85,7 @@ pub fn router(state: AppState) -> Router {
 
 pub struct Application {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     state: AppState,
 }
@@ -91,6 +94,12 @@ impl Application {
     /// Validates the configuration, opens the store and builds the routes.
     pub async fn build(config: Config, listener: TcpListener) -> Result<Application, StartError> {
         config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::acceptor(cert, key).map_err(StartError::Tls)?)
+            }
+            _ => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let store = open_store(&config, &metrics).map_err(|e| match e {
             StoreError::Missing(path) => StartError::NoDatabase(path),
@@ -103,7 +112,9 @@ impl Application {
         if sealed > 0 {
             tracing::info!(apps = sealed, "app secrets stored as given are now sealed");
         }
-        Ok(Application::with_store(config, store, metrics, listener))
+        let mut app = Application::with_store(config, store, metrics, listener);
+        app.tls = tls;
+        Ok(app)
     }
 
     pub fn with_store(
@@ -115,6 +126,7 @@ impl Application {
         let state = state(config, store, metrics);
         Application {
             listener,
+            tls: None,
             router: router(state.clone()),
             state,
         }
@@ -141,6 +153,7 @@ impl Application {
             header_timeout: Duration::from_secs(cfg.header_timeout_secs),
             max_connections: cfg.max_connections,
             grace: Duration::from_secs(cfg.shutdown_grace_secs),
+            tls: self.tls,
         };
         let pruner = tokio::spawn(feed::prune_forever(
             self.state.store.clone(),

@@ -60,6 +60,10 @@ pub struct Connection {
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 30, global = true)]
     read_timeout: u64,
+    /// PEM certificates to trust beside the system's roots, for a gateway whose certificate a
+    /// private CA signed (LOANWIRE_CA_CERT).
+    #[arg(long, env = "LOANWIRE_CA_CERT", global = true)]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -136,7 +140,17 @@ async fn call(args: CallArgs) -> ExitCode {
         eprintln!("error: an app key and secret are needed: --app-key/LOANWIRE_APP_KEY and --secret/LOANWIRE_APP_SECRET");
         return ExitCode::from(2);
     };
-    let client = match TopClient::builder(&conn.url, app_key, secret)
+    let mut builder = TopClient::builder(&conn.url, app_key, secret);
+    if let Some(path) = &conn.ca_cert {
+        match std::fs::read(path) {
+            Ok(pem) => builder = builder.trust_roots_pem(&pem),
+            Err(e) => {
+                eprintln!("error: --ca-cert {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let client = match builder
         .sign_method(conn.sign_method)
         .format(conn.format)
         .simplify(conn.simplify)

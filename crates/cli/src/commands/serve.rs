@@ -30,6 +30,12 @@ pub struct ServeArgs {
     /// Create the database when the data directory has none (the first start of a gateway).
     #[arg(long)]
     init: bool,
+    /// Serve HTTPS with this PEM certificate chain (LOANWIRE_TLS_CERT; needs --tls-key).
+    #[arg(long)]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key (LOANWIRE_TLS_KEY).
+    #[arg(long)]
+    tls_key: Option<std::path::PathBuf>,
     /// Bearer token of the read API (LOANWIRE_ADMIN_TOKEN).
     #[arg(long)]
     admin_token: Option<String>,
@@ -65,6 +71,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
     config.sandbox_public |= args.sandbox_public;
     if let Some(t) = args.admin_token {
         config.admin_token = Some(t);
+    }
+    if let Some(c) = args.tls_cert {
+        config.tls_cert = Some(c);
+    }
+    if let Some(k) = args.tls_key {
+        config.tls_key = Some(k);
     }
     if config.sandbox && config.admin_token.is_none() {
         config.admin_token = Some(apps::new_secret());
@@ -103,7 +115,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         };
         let addr = app.local_addr();
-        let url = format!("http://{addr}");
+        let scheme = if app.state().config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{addr}");
         if sandbox_mode {
             match sandbox::ensure_demo_app(app.state().store.as_ref()).await {
                 Ok(demo) => print_sandbox_banner(&url, &demo, admin_token.as_deref().unwrap_or("")),

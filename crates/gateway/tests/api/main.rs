@@ -17,5 +17,6 @@ mod openapi;
 mod operators;
 mod protocol;
 mod read_api;
+mod tls;
 mod vanished;
 mod xml_safety;
