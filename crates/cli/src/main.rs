@@ -36,6 +36,10 @@ enum Command {
     Keys(commands::keys::KeysArgs),
     /// Read the admin audit (who changed what) from a running gateway.
     Audit(commands::show::AuditArgs),
+    /// Webhook endpoints and their deliveries: add, list, disable, enable, rotate-secret, …
+    Endpoint(commands::endpoint::EndpointArgs),
+    /// Try webhooks locally: `webhook listen` verifies and prints deliveries.
+    Webhook(commands::webhook::WebhookArgs),
     /// Read a loan note from a running gateway.
     Loan(commands::show::LoanArgs),
     /// Read a credit/loan process from a running gateway.
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
         Command::Token(args) => commands::token::run(args),
         Command::Keys(args) => commands::keys::run(args),
         Command::Audit(args) => commands::show::audit(args),
+        Command::Endpoint(args) => commands::endpoint::run(args),
+        Command::Webhook(args) => commands::webhook::run(args),
         Command::Loan(args) => commands::show::loan(args),
         Command::Process(args) => commands::show::process(args),
         Command::Inbox(args) => commands::show::inbox(args),

@@ -77,11 +77,69 @@ pub struct Config {
 pub struct EventsConfig {
     /// Days an event stays in the feed; older ones are pruned.
     pub retention_days: u32,
+    /// Seconds before each attempt of a webhook delivery: the first is at once; when they are
+    /// used up the delivery is `failed`.
+    pub webhook_schedule_secs: Vec<u64>,
+    /// A delivery succeeds with a 2xx within this many seconds.
+    pub webhook_timeout_secs: u64,
+    /// Deliveries in flight at once per endpoint (different subjects; one subject's events go
+    /// one at a time, in order).
+    pub webhook_parallelism: u32,
+    /// Failed events in a row that disable an endpoint.
+    pub webhook_disable_after: u32,
+    /// Seconds a claimed delivery is held before another instance may take it over.
+    pub webhook_lease_secs: u64,
+    /// Networks (CIDR) webhook URLs may reach although they are not public: loopback, private
+    /// and link-local addresses are refused unless listed here.
+    pub allowed_subnets: Vec<String>,
+    /// Publishing every event to NATS JetStream (SPEC 3.4).
+    pub nats: Option<NatsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// `nats://host:4222`.
+    pub url: String,
+    /// The stream, created if absent, on the subjects `loanwire.>`.
+    pub stream: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            stream: "LOANWIRE".into(),
+        }
+    }
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { retention_days: 30 }
+        EventsConfig {
+            retention_days: 30,
+            webhook_schedule_secs: vec![0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000],
+            webhook_timeout_secs: 15,
+            webhook_parallelism: 16,
+            webhook_disable_after: 20,
+            webhook_lease_secs: 60,
+            allowed_subnets: Vec::new(),
+            nats: None,
+        }
+    }
+}
+
+impl EventsConfig {
+    /// The allowed subnets, parsed.
+    pub fn allowed_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.allowed_subnets
+            .iter()
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("events.allowed_subnets: `{s}` is not a CIDR network"))
+            })
+            .collect()
     }
 }
 
@@ -188,6 +246,23 @@ impl Config {
                 "LOANWIRE_MAX_BATCH" => self.max_batch = num(&name, &v)?,
                 "LOANWIRE_SQLITE_BUSY_TIMEOUT_MS" => self.sqlite_busy_timeout_ms = num(&name, &v)?,
                 "LOANWIRE_EVENTS_RETENTION_DAYS" => self.events.retention_days = num(&name, &v)?,
+                "LOANWIRE_EVENTS_ALLOWED_SUBNETS" => {
+                    self.events.allowed_subnets = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                }
+                "LOANWIRE_NATS_URL" if !v.is_empty() => {
+                    self.events.nats.get_or_insert_with(NatsConfig::default).url = v
+                }
+                "LOANWIRE_NATS_STREAM" if !v.is_empty() => {
+                    self.events
+                        .nats
+                        .get_or_insert_with(NatsConfig::default)
+                        .stream = v
+                }
                 _ => {}
             }
         }
@@ -225,6 +300,34 @@ impl Config {
         }
         if self.header_timeout_secs == 0 {
             return bad("header_timeout_secs must be positive".into());
+        }
+        self.events.allowed_nets().map_err(ConfigError::Invalid)?;
+        if self.events.webhook_schedule_secs.is_empty() {
+            return bad("events.webhook_schedule_secs needs at least one attempt".into());
+        }
+        if self.events.webhook_parallelism == 0 || self.events.webhook_disable_after == 0 {
+            return bad(
+                "events.webhook_parallelism and webhook_disable_after must be positive".into(),
+            );
+        }
+        if !(1..=600).contains(&self.events.webhook_timeout_secs) {
+            return bad("events.webhook_timeout_secs must be 1 to 600".into());
+        }
+        if self.events.webhook_lease_secs <= self.events.webhook_timeout_secs {
+            return bad(
+                "events.webhook_lease_secs must be longer than webhook_timeout_secs".into(),
+            );
+        }
+        if let Some(n) = &self.events.nats {
+            if !n.url.starts_with("nats://") && !n.url.starts_with("tls://") {
+                return bad(format!("events.nats.url `{}` is not a nats:// URL", n.url));
+            }
+            if n.stream.is_empty() || n.stream.contains(['.', ' ', '*', '>']) {
+                return bad(format!(
+                    "events.nats.stream `{}` is not a stream name",
+                    n.stream
+                ));
+            }
         }
         if self.events.retention_days == 0 {
             return bad("events.retention_days must be positive".into());

@@ -7,6 +7,7 @@
 //! - [`operators`]: operator tokens and roles; [`keys`]: the master keys;
 //! - [`admin`]: the operators' read API; [`manage`]: apps and the audit over HTTP; [`feed`]: the event feed; [`openapi`]: their
 //!   OpenAPI document; [`ops`]: health and metrics;
+//! - [`delivery`]: webhooks (endpoints, the dispatcher, the SSRF guard) and the NATS publisher;
 //! - [`startup`]: building and running the application from a [`config::Config`];
 //! - [`server`]: the HTTP loop, with every stage of a connection timed and their number capped.
 
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod apis;
 pub mod apps;
 pub mod config;
+pub mod delivery;
 pub mod errors;
 pub mod feed;
 pub mod keys;

@@ -28,6 +28,17 @@ use crate::state::AppState;
         crate::manage::enable_app,
         crate::manage::rotate_secret,
         crate::manage::audit,
+        crate::delivery::api::list,
+        crate::delivery::api::one,
+        crate::delivery::api::create,
+        crate::delivery::api::remove,
+        crate::delivery::api::disable,
+        crate::delivery::api::enable,
+        crate::delivery::api::rotate_secret,
+        crate::delivery::api::recover,
+        crate::delivery::api::deliveries,
+        crate::delivery::api::delivery,
+        crate::delivery::api::retry,
     ),
     modifiers(&Bearer)
 )]

@@ -65,6 +65,10 @@ pub fn state(config: Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Ap
     AppState {
         apps: Arc::new(AppCache::new(Duration::from_millis(config.app_cache_ms))),
         limits: Arc::new(RateLimits::new(config.default_rate_limit)),
+        // Validated with the configuration.
+        guard: Arc::new(crate::delivery::ssrf::Guard::new(
+            config.events.allowed_nets().unwrap_or_default(),
+        )),
         config: Arc::new(config),
         store,
         metrics,
@@ -77,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route(loanwire_top::ROUTER_PATH, any(rest::router_rest))
         .merge(admin::routes())
         .merge(manage::routes())
+        .merge(crate::delivery::api::routes())
         .merge(feed::routes())
         .merge(openapi::routes())
         .merge(ops::routes())
@@ -159,13 +164,45 @@ impl Application {
             self.state.store.clone(),
             cfg.events.retention_days,
         ));
+        let owner = format!("gw-{}", ulid::Ulid::new());
+        let dispatcher = tokio::spawn(
+            crate::delivery::Dispatcher {
+                store: self.state.store.clone(),
+                config: cfg.events.clone(),
+                guard: self.state.guard.clone(),
+                metrics: self.state.metrics.clone(),
+                owner: owner.clone(),
+            }
+            .run(self.state.stopping.subscribe()),
+        );
+        let publisher = cfg.events.nats.clone().map(|nats| {
+            tokio::spawn(
+                crate::delivery::nats::Publisher {
+                    store: self.state.store.clone(),
+                    config: nats,
+                    metrics: self.state.metrics.clone(),
+                    owner,
+                }
+                .run(self.state.stopping.subscribe()),
+            )
+        });
         let stopping = self.state.stopping.clone();
         let shutdown = async move {
             shutdown.await;
             stopping.send_replace(true);
         };
+        let grace = limits.grace;
         let served = crate::server::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
+        // Attempts in flight finish and are recorded (each is bounded by its timeout), within
+        // the grace; what is cut short is sent again (deliveries are at least once).
+        let _ = tokio::time::timeout(grace, async {
+            let _ = dispatcher.await;
+            if let Some(p) = publisher {
+                let _ = p.await;
+            }
+        })
+        .await;
         served
     }
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub apps: Arc<AppCache>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
+    /// Which addresses webhooks may reach.
+    pub guard: Arc<crate::delivery::ssrf::Guard>,
     /// Turns true when the gateway begins to stop: waiting requests answer at once.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }

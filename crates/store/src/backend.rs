@@ -18,6 +18,7 @@ use loanwire_domain::process::{ProcessKey, ProcessState};
 use loanwire_top::time::now_ms;
 use serde_json::json;
 
+use crate::delivery::DeliveryRows;
 use crate::rows::{
     app_exists, flag_to_json, no_app, token_exists, AppRow, AuditRow, EventRow, IdempotencyRow,
     InboxRow, LoanRow, LoanSnapshot, ProcessRow, ProcessSnapshot, TokenRow,
@@ -210,9 +211,9 @@ pub trait Queries {
     fn inbox_missing(&mut self, call_ids: &[String]) -> Result<Vec<String>, StoreError>;
     /// Events past the cursor that readers may see now, in `seq` order.
     fn events(&mut self, q: &EventQuery) -> Result<EventRows, StoreError>;
-    /// Deletes the oldest events, those recorded before `before_ms`, and raises the pruned
-    /// mark to the highest `seq` deleted; how many were deleted.
-    fn prune_events(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Deletes the oldest events, those recorded before `before_ms` and below `keep_from`, and
+    /// raises the pruned mark to the highest `seq` deleted; how many were deleted.
+    fn prune_events(&mut self, before_ms: i64, keep_from: i64) -> Result<u64, StoreError>;
     fn ping(&mut self) -> Result<(), StoreError>;
 
     /// Opens a write transaction on this connection: an admin change and its audit entry
@@ -272,7 +273,7 @@ pub fn event_limit(q: &EventQuery) -> i64 {
 /// How work reaches a backend's threads.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    type Queries: Queries;
+    type Queries: Queries + DeliveryRows;
 
     /// Hands a unit of work to the writer; answers once it is durably committed.
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError>;
@@ -525,7 +526,12 @@ impl<B: Backend> Store for B {
     }
 
     async fn prune_events(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.query(move |r| r.prune_events(before_ms)).await
+        // What deliveries and the NATS publisher still need stays.
+        self.query(move |r| {
+            let floor = r.delivery_floor()?.unwrap_or(i64::MAX);
+            r.prune_events(before_ms, floor)
+        })
+        .await
     }
 
     fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {

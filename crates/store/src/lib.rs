@@ -7,6 +7,7 @@
 //!   and everything a call changes, its inbox record included, commits together or not at all.
 
 pub mod backend;
+pub mod delivery;
 pub mod model;
 pub mod postgres;
 pub mod rows;
@@ -81,7 +82,7 @@ pub trait Tx {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: delivery::DeliveryStore + Send + Sync + 'static {
     /// Runs one unit of work durably: when this returns `Ok`, it is committed to disk.
     async fn transact(&self, work: Work) -> Result<Recorded, StoreError>;
 

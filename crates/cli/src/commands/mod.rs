@@ -2,12 +2,14 @@ pub mod app;
 pub mod bench;
 pub mod call;
 pub mod database;
+pub mod endpoint;
 pub mod events;
 pub mod keys;
 pub mod serve;
 pub mod show;
 pub mod sign;
 pub mod token;
+pub mod webhook;
 
 /// Exit statuses, so that scripts can tell failures apart.
 pub mod exit {

@@ -34,6 +34,7 @@ async fn every_read_api_route_is_in_the_openapi_document() {
         include_str!("../../src/admin.rs"),
         include_str!("../../src/feed.rs"),
         include_str!("../../src/manage.rs"),
+        include_str!("../../src/delivery/api.rs"),
     ];
     let routes: Vec<String> = sources.iter().flat_map(|s| routed(s)).collect();
     assert!(routes.len() >= 6, "routes found in the source: {routes:?}");

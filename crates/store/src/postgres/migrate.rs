@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_initial.sql"),
     include_str!("../../migrations/postgres/0002_events.sql"),
     include_str!("../../migrations/postgres/0003_operators.sql"),
+    include_str!("../../migrations/postgres/0004_delivery.sql"),
 ];
 
 /// Any number: all loanwire instances take the same advisory lock to migrate one at a time.

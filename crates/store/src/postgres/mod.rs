@@ -12,6 +12,7 @@
 //! runtime's.
 
 mod conn;
+mod delivery;
 mod events;
 mod migrate;
 mod queries;

@@ -300,15 +300,16 @@ impl Queries for Conn {
         })
     }
 
-    fn prune_events(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+    fn prune_events(&mut self, before_ms: i64, keep_from: i64) -> Result<u64, StoreError> {
         let mut tx = self.client()?.transaction().map_err(db_unavailable)?;
         // Events are in time order along `seq`, give or take a transaction: the oldest prefix
         // goes, up to the first event to keep.
         let through: Option<i64> = tx
             .query_one(
                 "SELECT max(seq) FROM events
-                 WHERE seq < coalesce((SELECT min(seq) FROM events WHERE recorded_ms >= $1), 9223372036854775807)",
-                &[&before_ms],
+                 WHERE seq < coalesce((SELECT min(seq) FROM events WHERE recorded_ms >= $1), 9223372036854775807)
+                   AND seq < $2",
+                &[&before_ms, &keep_from],
             )
             .map_err(db_unavailable)?
             .get(0);

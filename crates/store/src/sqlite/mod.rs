@@ -8,6 +8,7 @@
 //! connections of their own (see `queries`).
 
 mod checkpoint;
+mod delivery;
 pub mod files;
 mod queries;
 mod subjects;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_subjects_indexed_in_bulk.sql"),
     include_str!("../../migrations/sqlite/0003_events.sql"),
     include_str!("../../migrations/sqlite/0004_operators.sql"),
+    include_str!("../../migrations/sqlite/0005_delivery.sql"),
 ];
 
 pub const DB_FILE: &str = "loanwire.db";

@@ -231,7 +231,7 @@ impl Queries for Connection {
         })
     }
 
-    fn prune_events(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+    fn prune_events(&mut self, before_ms: i64, keep_from: i64) -> Result<u64, StoreError> {
         let tx = self.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Events are in time order along `seq`, give or take a batch: the oldest prefix goes,
         // found by walking from the start to the first event to keep.
@@ -243,8 +243,8 @@ impl Queries for Connection {
             )
             .optional()?;
         let through: Option<i64> = tx.query_row(
-            "SELECT max(seq) FROM events WHERE ?1 IS NULL OR seq < ?1",
-            params![keep],
+            "SELECT max(seq) FROM events WHERE (?1 IS NULL OR seq < ?1) AND seq < ?2",
+            params![keep, keep_from],
             |r| r.get(0),
         )?;
         let Some(through) = through else {
