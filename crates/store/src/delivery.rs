@@ -704,7 +704,9 @@ fn dispatch_step<Q: Queries + DeliveryRows>(
     }
     let mut claimed = Vec::new();
     for (id, limit) in &step.claims {
-        if *limit == 0 {
+        // Enabled as of this transaction: not disabled by this step's results, nor by an
+        // operator since the dispatcher last looked.
+        if *limit == 0 || !q.endpoint(id)?.is_some_and(|e| e.enabled) {
             continue;
         }
         let until = step.now_ms + step.lease_ms;

@@ -17,6 +17,8 @@ mod openapi;
 mod operators;
 mod protocol;
 mod read_api;
+mod receiver;
 mod tls;
 mod vanished;
+mod webhooks;
 mod xml_safety;

@@ -25,7 +25,12 @@ mod operators;
 mod protocol;
 #[path = "../api/read_api.rs"]
 mod read_api;
+#[path = "../api/receiver.rs"]
+mod receiver;
+#[path = "../api/webhooks.rs"]
+mod webhooks;
 
+mod deliveries;
 mod feed;
 mod instances;
 mod outage;
