@@ -13,6 +13,7 @@ mod events;
 mod helpers;
 mod loan_change;
 mod malformed;
+mod nats;
 mod openapi;
 mod operators;
 mod protocol;
