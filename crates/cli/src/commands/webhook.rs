@@ -31,6 +31,9 @@ enum WebhookCommand {
         /// disabling at work).
         #[arg(long, default_value_t = 204)]
         status: u16,
+        /// Wait this long before answering (past the gateway's timeout: a timed-out attempt).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -40,6 +43,7 @@ pub fn run(args: WebhookArgs) -> ExitCode {
         host,
         secret,
         status,
+        delay_ms,
     } = args.command;
     let verifier = match standardwebhooks::Webhook::new(&secret) {
         Ok(v) => std::sync::Arc::new(v),
@@ -67,6 +71,9 @@ pub fn run(args: WebhookArgs) -> ExitCode {
         let receive = move |headers: HeaderMap, body: Bytes| {
             let verifier = verifier.clone();
             async move {
+                if delay_ms > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                }
                 match verifier.verify(&body, &headers) {
                     Ok(()) => {
                         println!("{}", String::from_utf8_lossy(&body));

@@ -18,8 +18,9 @@ use crate::metrics::Metrics;
 
 /// Events published per round; their acknowledgements are awaited together, in order.
 const PAGE: u32 = 256;
-/// How long the publishing lease holds without being renewed.
-const LEASE_MS: i64 = 30_000;
+/// How long the publishing lease holds without being renewed (it is renewed at least every
+/// second): after a crash, publishing resumes within this.
+const LEASE_MS: i64 = 10_000;
 
 pub struct Publisher {
     pub store: Arc<dyn Store>,

@@ -31,7 +31,14 @@ impl Broker {
 
     fn restarted(mut self) -> Option<Broker> {
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -100,7 +107,11 @@ async fn read_stream(url: &str, stream: &str) -> Vec<(Value, String, String)> {
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map(|v| v.to_string())
             .unwrap_or_default();
-        out.push((serde_json::from_slice(&m.payload).unwrap(), id, m.subject.to_string()));
+        out.push((
+            serde_json::from_slice(&m.payload).unwrap(),
+            id,
+            m.subject.to_string(),
+        ));
     }
     out
 }
@@ -134,7 +145,12 @@ async fn feed(app: &TestApp) -> Vec<(String, i64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["id"].as_str().unwrap().to_string(), e["seq"].as_i64().unwrap()))
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["seq"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -144,7 +160,10 @@ fn assert_stream_is_the_feed(got: &[(Value, String, String)], feed: &[(String, i
     assert_eq!(ids, want, "every event once, in seq order");
     for (event, id, subject) in got {
         assert_eq!(event["id"].as_str(), Some(id.as_str()));
-        assert_eq!(subject, &format!("loanwire.{}", event["type"].as_str().unwrap()));
+        assert_eq!(
+            subject,
+            &format!("loanwire.{}", event["type"].as_str().unwrap())
+        );
     }
 }
 
@@ -164,7 +183,11 @@ async fn a_jetstream_consumer_receives_every_event_once_in_seq_order() {
     .await;
     send(&app, "nats", 25).await;
     let all = within(15, || async { stream_count(&url, "LOANWIRE").await == 25 }).await;
-    assert!(all, "{} of 25 published", stream_count(&url, "LOANWIRE").await);
+    assert!(
+        all,
+        "{} of 25 published",
+        stream_count(&url, "LOANWIRE").await
+    );
     let got = read_stream(&url, "LOANWIRE").await;
     assert_stream_is_the_feed(&got, &feed(&app).await);
 }
@@ -184,7 +207,12 @@ async fn publishing_rides_out_a_broker_restart_and_resumes_where_it_stopped() {
     })
     .await;
     send(&app, "before", 10).await;
-    assert!(within(15, || async { stream_count(&url, "LW_RESTART").await == 10 }).await);
+    assert!(
+        within(15, || async {
+            stream_count(&url, "LW_RESTART").await == 10
+        })
+        .await
+    );
 
     broker.stop();
     // Calls go on, and the gateway stays ready, while the broker is away.
@@ -193,8 +221,15 @@ async fn publishing_rides_out_a_broker_restart_and_resumes_where_it_stopped() {
     assert_eq!(status, 200);
 
     let broker = broker.restarted().expect("the broker starts again");
-    let all = within(30, || async { stream_count(&url, "LW_RESTART").await == 20 }).await;
-    assert!(all, "{} of 20 published", stream_count(&url, "LW_RESTART").await);
+    let all = within(30, || async {
+        stream_count(&url, "LW_RESTART").await == 20
+    })
+    .await;
+    assert!(
+        all,
+        "{} of 20 published",
+        stream_count(&url, "LW_RESTART").await
+    );
     let got = read_stream(&url, "LW_RESTART").await;
     assert_stream_is_the_feed(&got, &feed(&app).await);
     drop(broker);
