@@ -70,7 +70,7 @@ pub fn load(config: &Config) -> Result<Option<(Vec<MasterKey>, KeySource)>, Stor
     files::create_private(
         &config.data_dir,
         &path,
-        key_file_text(&[key.clone()]).as_bytes(),
+        key_file_text(std::slice::from_ref(&key)).as_bytes(),
     )?;
     tracing::info!(path = %path.display(), "created the master key that seals app secrets; back it up with the database");
     Ok(Some((vec![key], KeySource::File(path))))

@@ -239,7 +239,7 @@ mod tests {
         let file = std::sync::Arc::new(std::sync::Mutex::new(vec![old.clone()]));
         let source = file.clone();
         let running = SecretBox::with_keys(
-            &[old.clone()],
+            std::slice::from_ref(&old),
             Some(Box::new(move || Ok(source.lock().unwrap().clone()))),
         );
         *file.lock().unwrap() = vec![new.clone(), old.clone()];
