@@ -119,6 +119,66 @@ on_both_backends! {
         assert_eq!(store.prune_events(2_500).await.unwrap(), 0, "nothing more to prune");
     }
 
+    async fn pruning_keeps_the_events_an_endpoint_has_not_had_delivered(db) {
+        use loanwire_store::delivery::{DispatchStep, Endpoint, Finished, Verdict, AttemptRow};
+        let store = db.open().unwrap();
+        let by = loanwire_store::Actor { name: "t".into(), source: "t".into() };
+        let endpoint = Endpoint {
+            id: "ep_1".into(),
+            url: "http://example.com/".into(),
+            types: None,
+            description: String::new(),
+            secret: "whsec_x".into(),
+            previous_secret: None,
+            previous_secret_expires_ms: None,
+            enabled: true,
+            disabled_reason: None,
+            failures_in_a_row: 0,
+            cursor_seq: 0,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        store.create_endpoint(&endpoint, &by).await.unwrap();
+        for i in 0..3 {
+            store.transact(applied(format!("k{i}"), false)).await.unwrap();
+        }
+        let all = all_events(store.as_ref()).await;
+        // Not yet made into deliveries: nothing may go.
+        assert_eq!(store.prune_events(i64::MAX).await.unwrap(), 0);
+        let events = store.events_for(0, None, 10).await.unwrap();
+        let step = |results, claims| DispatchStep {
+            owner: "me".into(),
+            now_ms: 1,
+            lease_ms: 1000,
+            results,
+            claims,
+            fan_out: vec![],
+            disable_after: 20,
+        };
+        let mut first = step(vec![], vec![("ep_1".into(), 1)]);
+        first.fan_out = vec![("ep_1".into(), 0, events)];
+        let claimed = store.dispatch(first).await.unwrap().claimed;
+        assert_eq!(claimed.len(), 1, "one subject: the first pending only");
+        assert_eq!(claimed[0].seq, all[0].seq);
+        let done = Finished {
+            attempt: AttemptRow {
+                endpoint_id: "ep_1".into(),
+                seq: claimed[0].seq,
+                at_ms: 1,
+                status_code: Some(200),
+                latency_ms: 1,
+                response: None,
+                error: None,
+            },
+            verdict: Verdict::Delivered,
+        };
+        store.dispatch(step(vec![done], vec![])).await.unwrap();
+        // The delivered event may go; the two still pending stay.
+        assert_eq!(store.prune_events(i64::MAX).await.unwrap(), 1);
+        let left: Vec<String> = all_events(store.as_ref()).await.into_iter().map(|e| e.id).collect();
+        assert_eq!(left, ["k1", "k2"]);
+    }
+
     async fn a_reader_following_the_feed_never_skips_an_event_while_writers_commit_at_once(db) {
         // On PostgreSQL two stores: two instances, each with writers of its own.
         let stores: Vec<Arc<dyn Store>> = match &db {

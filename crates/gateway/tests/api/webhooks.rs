@@ -105,7 +105,7 @@ async fn every_event_reaches_the_receiver_signed_and_in_order_per_subject_with_s
         delay: Duration::from_millis(30),
         ..Reply::status(200)
     });
-    subscribed(&app, &r).await;
+    let id = subscribed(&app, &r).await;
     send_changes(&app, "ord", 8, 6).await;
     let expected = all_delivered(&app, &r, 30).await;
     assert_eq!(expected.len(), 48);
@@ -118,6 +118,20 @@ async fn every_event_reaches_the_receiver_signed_and_in_order_per_subject_with_s
     );
     assert_eq!(r.overlaps(), 0, "one event is never sent twice at once");
     assert!(r.got().iter().all(|g| g.event_type == "loan.changed"));
+
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let delivered =
+        format!("loanwire_webhook_attempts_total{{endpoint=\"{id}\",result=\"delivered\"}} 48");
+    assert!(metrics.contains(&delivered), "{metrics}");
+    assert!(
+        metrics.contains("loanwire_webhook_attempt_seconds_count"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
