@@ -71,6 +71,20 @@ pub fn render(r: &Report) -> String {
         )),
         None => out.push_str("not verified: no admin token for the target's read API\n"),
     }
+    if let Some(d) = &r.delivery {
+        out.push_str(&format!(
+            "webhook: {} deliveries received, lag (call to receiver) p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; backlog when the load stopped {}, drained {}\n",
+            d.received,
+            d.lag_p50_ms,
+            d.lag_p99_ms,
+            d.lag_max_ms,
+            d.backlog_at_end.map_or("?".into(), |b| b.to_string()),
+            d.drained_after_secs.map_or("not within 60 s".into(), |s| format!("{s:.1} s later")),
+        ));
+        if let Some(l) = d.nats_lag_at_end_secs {
+            out.push_str(&format!("nats: lag when the load stopped {l:.2} s\n"));
+        }
+    }
     if let Some(ratio) = r.ratio_to_ceiling {
         let at = r
             .ratio_connections

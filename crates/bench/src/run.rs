@@ -41,6 +41,10 @@ pub struct BenchOptions {
     pub rounds: u32,
     /// The `loanwire` binary, to start the servers with.
     pub exe: PathBuf,
+    /// Subscribe a webhook receiver in the bench process to the gateway it starts.
+    pub webhook: bool,
+    /// Publish every event to NATS JetStream at this URL.
+    pub nats: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +88,8 @@ pub struct Report {
     pub runs: Vec<LevelReport>,
     pub gateway_peak_memory_mib: Option<f64>,
     pub verification: Option<Verification>,
+    /// With `--webhook`: delivery lag and the backlog at the end.
+    pub delivery: Option<crate::delivery::DeliveryReport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +200,16 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 args.push(url.clone());
             }
             let mut envs = vec![("LOANWIRE_ADMIN_TOKEN".to_string(), admin_token.clone())];
+            if opts.webhook {
+                envs.push((
+                    "LOANWIRE_EVENTS_ALLOWED_SUBNETS".into(),
+                    "127.0.0.0/8".into(),
+                ));
+            }
+            if let Some(url) = &opts.nats {
+                envs.push(("LOANWIRE_NATS_URL".into(), url.clone()));
+                envs.push(("LOANWIRE_NATS_STREAM".into(), format!("LW_BENCH_{tag}")));
+            }
             if opts.database.is_some() && std::env::var("LOANWIRE_MASTER_KEY").is_err() {
                 // PostgreSQL needs a master key; one for this run seals the bench app's secret.
                 let key = loanwire_store::secrets::MasterKey::generate().to_base64();
@@ -214,6 +230,18 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 secret,
             }
         }
+    };
+    let receiver = match (opts.webhook, &opts.target) {
+        (true, None) => {
+            let r = crate::delivery::Receiver::start()
+                .await
+                .map_err(setup("start the webhook receiver"))?;
+            let base = target.url.trim_end_matches("/router/rest");
+            let id = subscribe(base, &admin_token, &r.url).await?;
+            progress(&format!("webhook receiver at {} (endpoint {id})", r.url));
+            Some((r, id))
+        }
+        _ => None,
     };
     let ceiling = if opts.target.is_none() {
         let args: Vec<String> = ["bench", "ceiling", "--listen", "127.0.0.1:0"]
@@ -294,6 +322,13 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
         });
     }
 
+    let base = target.url.trim_end_matches("/router/rest").to_string();
+    let delivery = match &receiver {
+        Some((r, id)) => {
+            Some(delivery_report(&base, &admin_token, r, id, opts.nats.is_some()).await)
+        }
+        None => None,
+    };
     let peak = servers.first().and_then(Server::peak_memory_mib);
     let verification = if opts.target.is_none() || opts.admin_token.is_some() {
         let base = target.url.trim_end_matches("/router/rest").to_string();
@@ -326,7 +361,80 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
         runs,
         gateway_peak_memory_mib: peak,
         verification,
+        delivery,
     })
+}
+
+/// Subscribes the receiver; the endpoint's id.
+async fn subscribe(base: &str, token: &str, url: &str) -> Result<String, BenchError> {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/endpoints"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "url": url, "description": "bench receiver" }))
+        .send()
+        .await
+        .map_err(setup("subscribe the receiver"))?;
+    let body: serde_json::Value = resp.json().await.map_err(setup("subscribe the receiver"))?;
+    body["id"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| BenchError::Setup(format!("subscribe the receiver: {body}")))
+}
+
+/// The backlog when the load stopped, how long it took to drain (at most 60 s), the lag.
+async fn delivery_report(
+    base: &str,
+    token: &str,
+    receiver: &crate::delivery::Receiver,
+    endpoint: &str,
+    nats: bool,
+) -> crate::delivery::DeliveryReport {
+    let http = reqwest::Client::new();
+    let backlog = || async {
+        let v: serde_json::Value = http
+            .get(format!("{base}/api/v1/endpoints/{endpoint}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["backlog"]["pending"].as_i64()
+    };
+    let nats_lag = if nats {
+        let text = http.get(format!("{base}/metrics")).send().await.ok();
+        match text {
+            Some(t) => t.text().await.ok().and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("loanwire_nats_lag_seconds "))
+                    .and_then(|v| v.trim().parse().ok())
+            }),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let at_end = backlog().await;
+    let started = std::time::Instant::now();
+    let mut drained = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        if backlog().await == Some(0) {
+            drained = Some(started.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (received, p50, p99, max) = receiver.lag();
+    crate::delivery::DeliveryReport {
+        received,
+        lag_p50_ms: p50,
+        lag_p99_ms: p99,
+        lag_max_ms: max,
+        backlog_at_end: at_end,
+        drained_after_secs: drained,
+        nats_lag_at_end_secs: nats_lag,
+    }
 }
 
 /// The level whose ratio heads the report.

@@ -78,6 +78,12 @@ struct RunArgs {
     /// machine whose speed drifts during the run weighs on both alike.
     #[arg(long, default_value_t = 4)]
     rounds: u32,
+    /// Subscribe a webhook receiver (in the bench process) and report delivery lag and backlog.
+    #[arg(long)]
+    webhook: bool,
+    /// Also publish every event to NATS JetStream at this URL (e.g. nats://127.0.0.1:4222).
+    #[arg(long)]
+    nats: Option<String>,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -181,6 +187,8 @@ async fn bench(a: RunArgs) -> ExitCode {
         warmup: Duration::from_secs_f64(a.warmup),
         rounds: a.rounds,
         exe,
+        webhook: a.webhook,
+        nats: a.nats,
     };
     let report = match loanwire_bench::run(&opts, |line| eprintln!("{line}")).await {
         Ok(r) => r,
