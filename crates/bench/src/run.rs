@@ -367,6 +367,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
 
 /// Subscribes the receiver; the endpoint's id.
 async fn subscribe(base: &str, token: &str, url: &str) -> Result<String, BenchError> {
+    loanwire_client::install_crypto_provider();
     let resp = reqwest::Client::new()
         .post(format!("{base}/api/v1/endpoints"))
         .bearer_auth(token)

@@ -284,6 +284,18 @@ pub trait Backend: Send + Sync + 'static {
         R: Send + 'static,
         F: FnOnce(&mut Self::Queries) -> Result<R, StoreError> + Send + 'static;
 
+    /// Runs delivery bookkeeping `f` in a write transaction: all of it commits, or none of it.
+    /// By default on a pooled connection; a backend with a single writer runs it in the
+    /// writer's transaction instead, so that it never holds the write lock against calls.
+    async fn write_rows<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnMut(&mut dyn DeliveryRows) -> StoreResult<R> + Send + 'static,
+    {
+        let mut f = f;
+        self.query(move |q| in_transaction(q, |q| f(q))).await
+    }
+
     /// Why the backend takes no work at all now, if it does not (checked by `ping`).
     fn stopped(&self) -> Option<StoreError> {
         None

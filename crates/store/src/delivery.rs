@@ -532,10 +532,8 @@ where
     }
 
     async fn dispatch(&self, step: DispatchStep) -> StoreResult<Dispatched> {
-        let claimed = self
-            .query(move |q| in_transaction(q, |q| dispatch_step(q, &step)))
-            .await?;
-        Ok(claimed)
+        self.write_rows(move |rows| dispatch_step(rows, &step))
+            .await
     }
 
     async fn deliveries(
@@ -618,24 +616,22 @@ where
 
     async fn nats_claim(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<i64>> {
         let owner = owner.to_string();
-        self.query(move |q| {
+        self.write_rows(move |rows| {
             let now = now_ms();
-            in_transaction(q, |q| q.nats_claim(&owner, now, now + lease_ms))
+            rows.nats_claim(&owner, now, now + lease_ms)
         })
         .await
     }
 
     async fn nats_advance(&self, owner: &str, seq: i64) -> StoreResult<bool> {
         let owner = owner.to_string();
-        self.query(move |q| q.nats_advance(&owner, seq)).await
+        self.write_rows(move |rows| rows.nats_advance(&owner, seq))
+            .await
     }
 }
 
 /// The bookkeeping of one dispatch step, inside its transaction.
-fn dispatch_step<Q: Queries + DeliveryRows>(
-    q: &mut Q,
-    step: &DispatchStep,
-) -> StoreResult<Dispatched> {
+fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<Dispatched> {
     let mut done = Dispatched::default();
     for f in &step.results {
         let a = &f.attempt;

@@ -24,10 +24,12 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use writer::{failed_error, Failure, Job, Msg, Writer};
+use writer::{failed_error, Failure, Job, Msg, RowsWork, Unit, Writer};
 
 use crate::backend::{check_schema_version, Backend, Shared};
+use crate::delivery::DeliveryRows;
 use crate::secrets::SecretBox;
+use crate::StoreResult;
 use crate::{BatchObserver, Recorded, StoreError, Work};
 
 impl From<rusqlite::Error> for StoreError {
@@ -231,22 +233,49 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Backend for SqliteStore {
-    type Queries = Connection;
-
-    async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
+impl SqliteStore {
+    /// Hands a unit to the writer; answers once it is durably committed.
+    async fn send_unit(&self, unit: Unit) -> Result<Recorded, StoreError> {
         if let Some(why) = self.failure.get() {
             return Err(failed_error(why));
         }
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Job(Job { work, reply }))
+            .send(Msg::Job(Job { work: unit, reply }))
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    type Queries = Connection;
+
+    async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
+        self.send_unit(Unit::Call(work)).await
+    }
+
+    /// In the writer's transaction: SQLite has one write lock, and a second writer holding it
+    /// (even briefly, many times a second) makes the writer's batches wait on it.
+    async fn write_rows<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnMut(&mut dyn DeliveryRows) -> StoreResult<R> + Send + 'static,
+    {
+        let slot: Arc<std::sync::Mutex<Option<R>>> = Arc::default();
+        let put = slot.clone();
+        let mut f = f;
+        let work: RowsWork = Box::new(move |rows| {
+            let r = f(rows)?;
+            *put.lock().expect("rows result") = Some(r);
+            Ok(())
+        });
+        self.send_unit(Unit::Rows(work)).await?;
+        let answer = slot.lock().expect("rows result").take();
+        answer.ok_or_else(|| StoreError::Unavailable("the writer gave no answer".into()))
     }
 
     /// Runs `f` on a pooled reader connection, off the async threads.

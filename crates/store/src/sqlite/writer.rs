@@ -31,14 +31,36 @@ use super::files;
 use super::subjects;
 use super::tx::SqliteTx;
 use crate::backend::{run_unit, CommitHealth};
+use crate::delivery::DeliveryRows;
 use crate::{BatchObserver, Recorded, StoreError, Work};
 use loanwire_domain::Outcome;
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
 
 pub(super) struct Job {
-    pub work: Work,
+    pub work: Unit,
     pub reply: Reply,
+}
+
+/// What a job does in the writer's transaction.
+pub(super) enum Unit {
+    /// One call's unit of work.
+    Call(Work),
+    /// Delivery bookkeeping (`Backend::write_rows`): it commits with the batch, so that it
+    /// never holds the database's write lock against the writer. Its own answer travels in
+    /// what it captured; the job's reply only says whether it committed.
+    Rows(RowsWork),
+}
+
+pub(super) type RowsWork = Box<dyn FnMut(&mut dyn DeliveryRows) -> Result<(), StoreError> + Send>;
+
+/// What a committed rows unit answers (its reply carries no call).
+fn rows_done() -> Recorded {
+    Recorded {
+        outcome: Outcome::Refused,
+        response: String::new(),
+        inbox_id: 0,
+    }
 }
 
 /// What reaches the writer thread: work, or word that the last sync is done.
@@ -157,7 +179,7 @@ impl Running {
         if self.open.is_empty() {
             self.begin();
         }
-        self.open.add(&self.w.conn, job);
+        self.open.add(&mut self.w.conn, job);
     }
 
     fn begin(&mut self) {
@@ -205,7 +227,7 @@ impl Running {
     fn commit(&mut self) {
         let size = self.open.len();
         let indexed = self.open.subjects_upto;
-        let (answers, committed) = std::mem::take(&mut self.open).finish(&self.w.conn);
+        let (answers, committed) = std::mem::take(&mut self.open).finish(&mut self.w.conn);
         if committed {
             if let Some(upto) = indexed {
                 self.subjects_upto = upto;
@@ -263,7 +285,7 @@ impl OpenBatch {
     /// into the sub-journal, for a failure that almost never happens. When a unit does fail,
     /// `finish` rolls the whole transaction back and runs the batch again with a savepoint per
     /// unit, so that only the failing units are left out.
-    fn add(&mut self, conn: &Connection, mut job: Job) {
+    fn add(&mut self, conn: &mut Connection, mut job: Job) {
         if self.not_begun.is_none() && !self.unit_failed {
             match run_unit_on(conn, &mut job.work) {
                 Ok(r) => self.results.push(r),
@@ -278,7 +300,7 @@ impl OpenBatch {
     }
 
     /// Commits (not yet durably); returns each unit's answer and whether anything was committed.
-    fn finish(self, conn: &Connection) -> (Answers, bool) {
+    fn finish(self, conn: &mut Connection) -> (Answers, bool) {
         if let Some(why) = &self.not_begun {
             return (refuse_all(self.jobs, why), false);
         }
@@ -381,7 +403,7 @@ fn rollback(conn: &Connection) {
     }
 }
 
-fn run_batch_unit_by_unit(conn: &Connection, mut batch: Vec<Job>) -> (Answers, bool) {
+fn run_batch_unit_by_unit(conn: &mut Connection, mut batch: Vec<Job>) -> (Answers, bool) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         return (refuse_all(batch, &e.to_string()), false);
     }
@@ -434,22 +456,18 @@ fn not_committed(
     (answers, false)
 }
 
-fn run_unit_on(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
-    run_unit(work, &mut SqliteTx { conn })
+fn run_unit_on(conn: &mut Connection, unit: &mut Unit) -> Result<Recorded, StoreError> {
+    match unit {
+        Unit::Call(work) => run_unit(work, &mut SqliteTx { conn }),
+        Unit::Rows(f) => f(conn).map(|()| rows_done()),
+    }
 }
 
-fn run_unit_in_savepoint(conn: &Connection, work: &mut Work) -> Result<Recorded, StoreError> {
-    in_savepoint(conn, || run_unit_on(conn, work))
-}
-
-/// Runs `f` inside a savepoint: what it wrote stays only if it succeeds. When SQLite has rolled
-/// the whole transaction back itself (disk full, I/O error) there is no savepoint left to end.
-fn in_savepoint<T, E: From<rusqlite::Error>>(
-    conn: &Connection,
-    f: impl FnOnce() -> Result<T, E>,
-) -> Result<T, E> {
+fn run_unit_in_savepoint(conn: &mut Connection, unit: &mut Unit) -> Result<Recorded, StoreError> {
     exec(conn, "SAVEPOINT part")?;
-    let result = f();
+    let result = run_unit_on(conn, unit);
+    // When SQLite has rolled the whole transaction back itself (disk full, I/O error) there
+    // is no savepoint left to end.
     if conn.is_autocommit() {
         return result;
     }
@@ -529,7 +547,12 @@ mod tests {
 
     async fn submit(jobs: &mpsc::Sender<Msg>, work: Work) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
-        jobs.send(Msg::Job(Job { work, reply })).await.unwrap();
+        jobs.send(Msg::Job(Job {
+            work: Unit::Call(work),
+            reply,
+        }))
+        .await
+        .unwrap();
         answer.await.unwrap()
     }
 
