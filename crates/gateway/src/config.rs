@@ -120,7 +120,7 @@ impl Default for EventsConfig {
             retention_days: 30,
             webhook_schedule_secs: vec![0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000],
             webhook_timeout_secs: 15,
-            webhook_parallelism: 16,
+            webhook_parallelism: 128,
             webhook_disable_after: 20,
             webhook_lease_secs: 60,
             allowed_subnets: Vec::new(),

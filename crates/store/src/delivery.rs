@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use crate::backend::{in_transaction, Backend, Queries};
 use crate::rows::{list_to_json, rfc3339_ms, unreadable, AuditRow, EventRow};
 use crate::secrets::SecretBox;
-use crate::{Actor, AuditNote, Event, EventQuery, StoreError, StoreResult};
+use crate::{Actor, AuditNote, EventQuery, StoreError, StoreResult};
 
 /// A webhook endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -276,7 +276,7 @@ pub struct Claimed {
     /// Attempts made before this one.
     pub attempts: i64,
     /// `None`: the event is gone (it cannot be: pruning keeps what deliveries need).
-    pub event: Option<Event>,
+    pub event: Option<EventRow>,
 }
 
 /// One round of a dispatcher's bookkeeping, done in one transaction.
@@ -314,6 +314,18 @@ pub struct Backlog {
     pub oldest_pending_ms: Option<i64>,
 }
 
+/// What becomes of a claimed delivery after an attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    pub endpoint_id: &'a str,
+    pub seq: i64,
+    pub owner: &'a str,
+    pub status: DeliveryStatus,
+    /// `None`: left as it is.
+    pub next_attempt_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
 /// The rows of deliveries, in a backend's SQL, on one of its pooled connections.
 pub trait DeliveryRows {
     fn insert_endpoint(&mut self, row: &EndpointRow) -> StoreResult<bool>;
@@ -340,7 +352,9 @@ pub trait DeliveryRows {
     ) -> StoreResult<Vec<DeliveryRow>>;
     fn events_by_seq(&mut self, seqs: &[i64]) -> StoreResult<Vec<EventRow>>;
     /// Writes a claimed delivery's new state and releases its lease, if `owner` still holds it.
-    fn finish(&mut self, row: &DeliveryRow, owner: &str) -> StoreResult<bool>;
+    /// Counts an attempt of a claimed delivery, sets its status (and, if given, when it is tried
+    /// next) and releases its lease, if `owner` still holds it.
+    fn finish(&mut self, done: &Finish<'_>) -> StoreResult<bool>;
     fn append_attempt(&mut self, row: &AttemptRow) -> StoreResult<()>;
     /// After a success: no failures in a row.
     fn reset_failures(&mut self, id: &str) -> StoreResult<()>;
@@ -633,31 +647,33 @@ where
 /// The bookkeeping of one dispatch step, inside its transaction.
 fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<Dispatched> {
     let mut done = Dispatched::default();
+    let mut succeeded = std::collections::BTreeSet::new();
     for f in &step.results {
         let a = &f.attempt;
         q.append_attempt(a)?;
-        let Some(mut row) = q
-            .deliveries(&a.endpoint_id, None, Some(a.seq + 1), 1)?
-            .into_iter()
-            .find(|d| d.seq == a.seq)
-        else {
-            continue; // the endpoint was removed meanwhile
-        };
-        row.attempts += 1;
-        row.updated_ms = step.now_ms;
         let (status, next) = match f.verdict {
-            Verdict::Delivered => (DeliveryStatus::Delivered, row.next_attempt_ms),
-            Verdict::Retry { at_ms } => (DeliveryStatus::Pending, at_ms),
-            Verdict::Failed => (DeliveryStatus::Failed, row.next_attempt_ms),
-            Verdict::Gone => (DeliveryStatus::Pending, step.now_ms),
+            Verdict::Delivered => (DeliveryStatus::Delivered, None),
+            Verdict::Retry { at_ms } => (DeliveryStatus::Pending, Some(at_ms)),
+            Verdict::Failed => (DeliveryStatus::Failed, None),
+            Verdict::Gone => (DeliveryStatus::Pending, Some(step.now_ms)),
         };
-        row.status = status.as_str().into();
-        row.next_attempt_ms = next;
-        if !q.finish(&row, &step.owner)? {
-            continue; // the lease ran out and another instance took the delivery over
+        let finish = Finish {
+            endpoint_id: &a.endpoint_id,
+            seq: a.seq,
+            owner: &step.owner,
+            status,
+            next_attempt_ms: next,
+            now_ms: step.now_ms,
+        };
+        // Not finished: the lease ran out and another instance took the delivery over, or
+        // the endpoint was removed meanwhile.
+        if !q.finish(&finish)? {
+            continue;
         }
         match f.verdict {
-            Verdict::Delivered => q.reset_failures(&a.endpoint_id)?,
+            Verdict::Delivered => {
+                succeeded.insert(a.endpoint_id.as_str());
+            }
             Verdict::Retry { .. } => {}
             Verdict::Failed => {
                 let reason = format!("{} failed events in a row", step.disable_after);
@@ -671,6 +687,9 @@ fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<D
                 done.disabled.push((a.endpoint_id.clone(), reason));
             }
         }
+    }
+    for id in succeeded {
+        q.reset_failures(id)?;
     }
     for (id, from, events) in &step.fan_out {
         let Some(last) = events.last().map(|e| e.seq) else {
@@ -717,12 +736,11 @@ fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<D
     done.claimed = claimed
         .into_iter()
         .map(|d| Claimed {
-            event: events.get(&d.seq).cloned().map(EventRow::into_event),
+            event: events.remove(&d.seq),
             endpoint_id: d.endpoint_id,
             seq: d.seq,
             attempts: d.attempts,
         })
         .collect();
-    events.clear();
     Ok(done)
 }

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loanwire_store::delivery::{AttemptRow, Claimed, DispatchStep, Endpoint, Finished, Verdict};
-use loanwire_store::{Event, Store};
+use loanwire_store::rows::EventRow;
+use loanwire_store::Store;
 use loanwire_top::time::now_ms;
 use tokio::sync::{mpsc, watch};
 
@@ -51,7 +52,6 @@ pub fn http_client(guard: Arc<Guard>, timeout: Duration) -> reqwest::Client {
         .timeout(timeout)
         .connect_timeout(timeout)
         .user_agent(concat!("loanwire-webhooks/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(64)
         .build()
         .expect("the webhook client builds")
 }
@@ -359,7 +359,7 @@ async fn send(
     http: &reqwest::Client,
     guard: &Guard,
     endpoint: &Endpoint,
-    event: &Event,
+    event: &EventRow,
 ) -> Result<(u16, Option<Duration>, String), String> {
     let url = url::Url::parse(&endpoint.url).map_err(|e| format!("bad URL: {e}"))?;
     // A literal address never reaches the resolver: it is checked here.
@@ -370,7 +370,7 @@ async fn send(
             }
         }
     }
-    let body = serde_json::to_vec(event).expect("an event serializes");
+    let body = event.to_json().into_bytes();
     let timestamp = now_ms() / 1000;
     let signature = sign::signatures(endpoint.secrets_at(now_ms()), &event.id, timestamp, &body);
     let resp = http

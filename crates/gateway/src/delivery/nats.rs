@@ -130,8 +130,7 @@ impl Publisher {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Nats-Msg-Id", e.id.as_str());
                 let subject = format!("loanwire.{}", e.event_type);
-                let body =
-                    serde_json::to_vec(&e.clone().into_event()).expect("an event serializes");
+                let body = e.to_json();
                 let ack = js
                     .publish_with_headers(subject, headers, body.into())
                     .await

@@ -31,7 +31,8 @@ CREATE TABLE deliveries (
     updated_ms       BIGINT NOT NULL,
     PRIMARY KEY (endpoint_id, seq)
 );
-CREATE INDEX deliveries_pending ON deliveries (endpoint_id, next_attempt_ms) WHERE status = 'pending';
+-- Claims walk the pending deliveries of an endpoint in seq order and stop at their limit.
+CREATE INDEX deliveries_pending ON deliveries (endpoint_id, seq) WHERE status = 'pending';
 CREATE INDEX deliveries_subject ON deliveries (endpoint_id, subject, seq) WHERE status = 'pending';
 CREATE INDEX deliveries_event ON deliveries (endpoint_id, event_id);
 

@@ -6,7 +6,8 @@ use postgres::Row;
 use super::conn::{db_unavailable, Conn};
 use super::events::FRONTIER;
 use crate::delivery::{
-    AttemptRow, Backlog, DeliveryRow, DeliveryRows, EndpointRow, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+    AttemptRow, Backlog, DeliveryRow, DeliveryRows, EndpointRow, Finish, DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -253,21 +254,21 @@ impl DeliveryRows for Conn {
             .collect())
     }
 
-    fn finish(&mut self, d: &DeliveryRow, owner: &str) -> StoreResult<bool> {
+    fn finish(&mut self, f: &Finish<'_>) -> StoreResult<bool> {
         let n = self
             .client()?
             .execute(
-                "UPDATE deliveries SET status = $3, attempts = $4, next_attempt_ms = $5,
-                     lease_owner = NULL, lease_until_ms = NULL, updated_ms = $6
-                 WHERE endpoint_id = $1 AND seq = $2 AND lease_owner = $7",
+                "UPDATE deliveries SET status = $3, attempts = attempts + 1,
+                     next_attempt_ms = coalesce($4, next_attempt_ms),
+                     lease_owner = NULL, lease_until_ms = NULL, updated_ms = $5
+                 WHERE endpoint_id = $1 AND seq = $2 AND lease_owner = $6",
                 &[
-                    &d.endpoint_id,
-                    &d.seq,
-                    &d.status,
-                    &d.attempts,
-                    &d.next_attempt_ms,
-                    &d.updated_ms,
-                    &owner,
+                    &f.endpoint_id,
+                    &f.seq,
+                    &f.status.as_str(),
+                    &f.next_attempt_ms,
+                    &f.now_ms,
+                    &f.owner,
                 ],
             )
             .map_err(db_unavailable)?;
@@ -349,11 +350,15 @@ impl DeliveryRows for Conn {
             .query(
                 &format!(
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries
-                     WHERE endpoint_id = $1 AND ($2::TEXT IS NULL OR status = $2)
-                       AND ($3::BIGINT IS NULL OR seq < $3)
+                     WHERE endpoint_id = $1 AND ($2::TEXT IS NULL OR status = $2) AND seq < $3
                      ORDER BY seq DESC LIMIT $4"
                 ),
-                &[&endpoint_id, &status, &before_seq, &i64::from(limit)],
+                &[
+                    &endpoint_id,
+                    &status,
+                    &before_seq.unwrap_or(i64::MAX),
+                    &i64::from(limit),
+                ],
             )
             .map_err(db_unavailable)?;
         Ok(rows.iter().map(delivery_row).collect())

@@ -3,7 +3,8 @@
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::delivery::{
-    AttemptRow, Backlog, DeliveryRow, DeliveryRows, EndpointRow, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+    AttemptRow, Backlog, DeliveryRow, DeliveryRows, EndpointRow, Finish, DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -203,21 +204,22 @@ impl DeliveryRows for Connection {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn finish(&mut self, d: &DeliveryRow, owner: &str) -> StoreResult<bool> {
-        let n = self.execute(
-            "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_ms = ?5,
-                 lease_owner = NULL, lease_until_ms = NULL, updated_ms = ?6
-             WHERE endpoint_id = ?1 AND seq = ?2 AND lease_owner = ?7",
-            params![
-                d.endpoint_id,
-                d.seq,
-                d.status,
-                d.attempts,
-                d.next_attempt_ms,
-                d.updated_ms,
-                owner
-            ],
-        )?;
+    fn finish(&mut self, f: &Finish<'_>) -> StoreResult<bool> {
+        let n = self
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?3, attempts = attempts + 1,
+                     next_attempt_ms = coalesce(?4, next_attempt_ms),
+                     lease_owner = NULL, lease_until_ms = NULL, updated_ms = ?5
+                 WHERE endpoint_id = ?1 AND seq = ?2 AND lease_owner = ?6",
+            )?
+            .execute(params![
+                f.endpoint_id,
+                f.seq,
+                f.status.as_str(),
+                f.next_attempt_ms,
+                f.now_ms,
+                f.owner
+            ])?;
         Ok(n > 0)
     }
 
@@ -284,13 +286,14 @@ impl DeliveryRows for Connection {
         before_seq: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRow>> {
+        // A bound written as `?3 IS NULL OR seq < ?3` would keep the index from starting at it.
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries
-             WHERE endpoint_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR seq < ?3)
+             WHERE endpoint_id = ?1 AND (?2 IS NULL OR status = ?2) AND seq < ?3
              ORDER BY seq DESC LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
-            params![endpoint_id, status, before_seq, limit],
+            params![endpoint_id, status, before_seq.unwrap_or(i64::MAX), limit],
             delivery_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
