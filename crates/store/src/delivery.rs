@@ -314,6 +314,43 @@ pub struct Backlog {
     pub oldest_pending_ms: Option<i64>,
 }
 
+/// Which deliveries a claim leases: at most `limit` of the endpoint's, due at `now_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub endpoint_id: &'a str,
+    pub owner: &'a str,
+    pub now_ms: i64,
+    pub lease_until_ms: i64,
+    pub limit: u32,
+}
+
+/// A page of an endpoint's deliveries, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryPage<'a> {
+    pub endpoint_id: &'a str,
+    pub status: Option<&'a str>,
+    /// Only deliveries of events with a lower `seq`.
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// Which deliveries to make pending again, due at `now_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Requeue<'a> {
+    pub endpoint_id: &'a str,
+    pub event_id: Option<&'a str>,
+    pub since_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
+/// When failed events in a row disable an endpoint, and what it then says.
+#[derive(Debug, Clone, Copy)]
+pub struct Disabling<'a> {
+    pub after: i64,
+    pub reason: &'a str,
+    pub now_ms: i64,
+}
+
 /// What becomes of a claimed delivery after an attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Finish<'a> {
@@ -342,14 +379,7 @@ pub trait DeliveryRows {
     fn insert_deliveries(&mut self, rows: &[DeliveryRow]) -> StoreResult<()>;
     /// Leases up to `limit` pending deliveries of the endpoint that are due, not leased (or
     /// their lease ran out), and first of their subject among its pending ones.
-    fn claim(
-        &mut self,
-        endpoint_id: &str,
-        owner: &str,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRow>>;
+    fn claim(&mut self, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>>;
     fn events_by_seq(&mut self, seqs: &[i64]) -> StoreResult<Vec<EventRow>>;
     /// Writes a claimed delivery's new state and releases its lease, if `owner` still holds it.
     /// Counts an attempt of a claimed delivery, sets its status (and, if given, when it is tried
@@ -360,48 +390,21 @@ pub trait DeliveryRows {
     fn reset_failures(&mut self, id: &str) -> StoreResult<()>;
     /// After a failed event: one more in a row; the endpoint is disabled (with `reason`) when
     /// they reach `disable_after`. Whether it was disabled now.
-    fn add_failure(
-        &mut self,
-        id: &str,
-        disable_after: i64,
-        reason: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool>;
+    fn add_failure(&mut self, id: &str, d: &Disabling<'_>) -> StoreResult<bool>;
     fn disable_endpoint(&mut self, id: &str, reason: &str, now_ms: i64) -> StoreResult<()>;
     /// Deliveries of an endpoint, newest first.
-    fn deliveries(
-        &mut self,
-        endpoint_id: &str,
-        status: Option<&str>,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRow>>;
-    fn delivery_of_event(
-        &mut self,
-        endpoint_id: &str,
-        event_id: &str,
-    ) -> StoreResult<Option<DeliveryRow>>;
+    fn deliveries(&mut self, q: &DeliveryPage<'_>) -> StoreResult<Vec<DeliveryRow>>;
+    fn delivery_of(&mut self, endpoint: &str, event: &str) -> StoreResult<Option<DeliveryRow>>;
     fn attempts(&mut self, endpoint_id: &str, seq: i64) -> StoreResult<Vec<AttemptRow>>;
     /// Makes deliveries pending again, due now: the one of `event_id` whatever its status, or
     /// the failed ones made since `since_ms`; how many.
-    fn requeue(
-        &mut self,
-        endpoint_id: &str,
-        event_id: Option<&str>,
-        since_ms: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<u64>;
+    fn requeue(&mut self, r: &Requeue<'_>) -> StoreResult<u64>;
     fn backlog(&mut self, endpoint_id: &str) -> StoreResult<Backlog>;
     /// The lowest `seq` deliveries and the NATS publisher still need; `None`: nothing.
     fn delivery_floor(&mut self) -> StoreResult<Option<i64>>;
     /// Takes (or renews) the NATS publisher's lease; the published position, or `None` when
     /// another instance holds it.
-    fn nats_claim(
-        &mut self,
-        owner: &str,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> StoreResult<Option<i64>>;
+    fn nats_claim(&mut self, owner: &str, now_ms: i64, until_ms: i64) -> StoreResult<Option<i64>>;
     /// Moves the published position, if `owner` holds the lease.
     fn nats_advance(&mut self, owner: &str, seq: i64) -> StoreResult<bool>;
 }
@@ -559,7 +562,14 @@ where
     ) -> StoreResult<Vec<Delivery>> {
         let id = endpoint_id.to_string();
         let rows = self
-            .query(move |q| q.deliveries(&id, status.map(|s| s.as_str()), before_seq, limit))
+            .query(move |q| {
+                q.deliveries(&DeliveryPage {
+                    endpoint_id: &id,
+                    status: status.map(|s| s.as_str()),
+                    before_seq,
+                    limit,
+                })
+            })
             .await?;
         rows.into_iter().map(DeliveryRow::into_delivery).collect()
     }
@@ -572,7 +582,7 @@ where
         let (id, event) = (endpoint_id.to_string(), event_id.to_string());
         let found = self
             .query(move |q| {
-                let Some(row) = q.delivery_of_event(&id, &event)? else {
+                let Some(row) = q.delivery_of(&id, &event)? else {
                     return Ok(None);
                 };
                 let attempts = q.attempts(&id, row.seq)?;
@@ -604,7 +614,12 @@ where
                     return Err(no_endpoint(&id));
                 }
                 let now = now_ms();
-                let n = q.requeue(&id, event.as_deref(), since_ms, now)?;
+                let n = q.requeue(&Requeue {
+                    endpoint_id: &id,
+                    event_id: event.as_deref(),
+                    since_ms,
+                    now_ms: now,
+                })?;
                 let (action, detail) = match &event {
                     Some(e) => ("delivery.retry", json!({ "event_id": e })),
                     None => (
@@ -677,7 +692,12 @@ fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<D
             Verdict::Retry { .. } => {}
             Verdict::Failed => {
                 let reason = format!("{} failed events in a row", step.disable_after);
-                if q.add_failure(&a.endpoint_id, step.disable_after, &reason, step.now_ms)? {
+                let d = Disabling {
+                    after: step.disable_after,
+                    reason: &reason,
+                    now_ms: step.now_ms,
+                };
+                if q.add_failure(&a.endpoint_id, &d)? {
                     done.disabled.push((a.endpoint_id.clone(), reason));
                 }
             }
@@ -725,7 +745,13 @@ fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<D
             continue;
         }
         let until = step.now_ms + step.lease_ms;
-        claimed.extend(q.claim(id, &step.owner, step.now_ms, until, *limit)?);
+        claimed.extend(q.claim(&Claim {
+            endpoint_id: id,
+            owner: &step.owner,
+            now_ms: step.now_ms,
+            lease_until_ms: until,
+            limit: *limit,
+        })?);
     }
     let seqs: Vec<i64> = claimed.iter().map(|d| d.seq).collect();
     let mut events: std::collections::HashMap<i64, EventRow> = q

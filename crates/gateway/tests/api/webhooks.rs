@@ -119,15 +119,20 @@ async fn every_event_reaches_the_receiver_signed_and_in_order_per_subject_with_s
     assert_eq!(r.overlaps(), 0, "one event is never sent twice at once");
     assert!(r.got().iter().all(|g| g.event_type == "loan.changed"));
 
-    let metrics = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Counted when the answer reaches the gateway, a moment after the receiver sent it.
     let delivered =
         format!("loanwire_webhook_attempts_total{{endpoint=\"{id}\",result=\"delivered\"}} 48");
-    assert!(metrics.contains(&delivered), "{metrics}");
+    let metrics = || async {
+        reqwest::get(format!("{}/metrics", app.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let counted = within(10, || async { metrics().await.contains(&delivered) }).await;
+    let metrics = metrics().await;
+    assert!(counted, "{metrics}");
     assert!(
         metrics.contains("loanwire_webhook_attempt_seconds_count"),
         "{metrics}"
@@ -173,7 +178,14 @@ async fn a_receiver_that_is_down_then_failing_then_slow_gets_everything_afterwar
     assert_in_order_per_subject(&r.delivered());
     assert_eq!(r.bad_signatures(), 0);
 
-    // The log holds the failed attempts: status, latency, at most 1 KiB of the answer.
+    // The log holds the failed attempts: status, latency, at most 1 KiB of the answer (once
+    // the last answers are recorded: the round after they came).
+    let recorded = within(10, || async {
+        let (_, e) = app.read(&format!("/api/v1/endpoints/{id}")).await;
+        e["backlog"]["pending"] == 0
+    })
+    .await;
+    assert!(recorded, "every delivery is recorded as done");
     let (_, page) = app
         .read(&format!("/api/v1/endpoints/{id}/deliveries?limit=500"))
         .await;

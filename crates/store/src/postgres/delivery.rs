@@ -6,8 +6,8 @@ use postgres::Row;
 use super::conn::{db_unavailable, Conn};
 use super::events::FRONTIER;
 use crate::delivery::{
-    AttemptRow, Backlog, DeliveryRow, DeliveryRows, EndpointRow, Finish, DELIVERY_COLUMNS,
-    ENDPOINT_COLUMNS,
+    AttemptRow, Backlog, Claim, DeliveryPage, DeliveryRow, DeliveryRows, Disabling, EndpointRow,
+    Finish, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -188,14 +188,9 @@ impl DeliveryRows for Conn {
         Ok(())
     }
 
-    fn claim(
-        &mut self,
-        endpoint_id: &str,
-        owner: &str,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRow>> {
+    fn claim(&mut self, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>> {
+        let (endpoint_id, owner, limit) = (c.endpoint_id, c.owner, c.limit);
+        let (now_ms, lease_until_ms) = (c.now_ms, c.lease_until_ms);
         let rows = self
             .client()?
             .query(
@@ -304,13 +299,8 @@ impl DeliveryRows for Conn {
         Ok(())
     }
 
-    fn add_failure(
-        &mut self,
-        id: &str,
-        disable_after: i64,
-        reason: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
+    fn add_failure(&mut self, id: &str, d: &Disabling<'_>) -> StoreResult<bool> {
+        let (disable_after, reason, now_ms) = (d.after, d.reason, d.now_ms);
         let row = self
             .client()?
             .query_opt(
@@ -338,13 +328,9 @@ impl DeliveryRows for Conn {
         Ok(())
     }
 
-    fn deliveries(
-        &mut self,
-        endpoint_id: &str,
-        status: Option<&str>,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRow>> {
+    fn deliveries(&mut self, q: &DeliveryPage<'_>) -> StoreResult<Vec<DeliveryRow>> {
+        let (endpoint_id, status, limit) = (q.endpoint_id, q.status, q.limit);
+        let before = q.before_seq.unwrap_or(i64::MAX);
         let rows = self
             .client()?
             .query(
@@ -353,22 +339,14 @@ impl DeliveryRows for Conn {
                      WHERE endpoint_id = $1 AND ($2::TEXT IS NULL OR status = $2) AND seq < $3
                      ORDER BY seq DESC LIMIT $4"
                 ),
-                &[
-                    &endpoint_id,
-                    &status,
-                    &before_seq.unwrap_or(i64::MAX),
-                    &i64::from(limit),
-                ],
+                &[&endpoint_id, &status, &before, &i64::from(limit)],
             )
             .map_err(db_unavailable)?;
         Ok(rows.iter().map(delivery_row).collect())
     }
 
-    fn delivery_of_event(
-        &mut self,
-        endpoint_id: &str,
-        event_id: &str,
-    ) -> StoreResult<Option<DeliveryRow>> {
+    fn delivery_of(&mut self, endpoint: &str, event: &str) -> StoreResult<Option<DeliveryRow>> {
+        let (endpoint_id, event_id) = (endpoint, event);
         let row = self
             .client()?
             .query_opt(
@@ -405,13 +383,9 @@ impl DeliveryRows for Conn {
             .collect())
     }
 
-    fn requeue(
-        &mut self,
-        endpoint_id: &str,
-        event_id: Option<&str>,
-        since_ms: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<u64> {
+    fn requeue(&mut self, r: &Requeue<'_>) -> StoreResult<u64> {
+        let (endpoint_id, event_id) = (r.endpoint_id, r.event_id);
+        let (since_ms, now_ms) = (r.since_ms, r.now_ms);
         self.client()?
             .execute(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_ms = $4,
@@ -454,12 +428,8 @@ impl DeliveryRows for Conn {
         Ok(row.get(0))
     }
 
-    fn nats_claim(
-        &mut self,
-        owner: &str,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> StoreResult<Option<i64>> {
+    fn nats_claim(&mut self, owner: &str, now_ms: i64, until_ms: i64) -> StoreResult<Option<i64>> {
+        let lease_until_ms = until_ms;
         let row = self
             .client()?
             .query_opt(

@@ -3,8 +3,8 @@
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::delivery::{
-    AttemptRow, Backlog, DeliveryRow, DeliveryRows, EndpointRow, Finish, DELIVERY_COLUMNS,
-    ENDPOINT_COLUMNS,
+    AttemptRow, Backlog, Claim, DeliveryPage, DeliveryRow, DeliveryRows, Disabling, EndpointRow,
+    Finish, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -162,14 +162,9 @@ impl DeliveryRows for Connection {
         Ok(())
     }
 
-    fn claim(
-        &mut self,
-        endpoint_id: &str,
-        owner: &str,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRow>> {
+    fn claim(&mut self, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>> {
+        let (endpoint_id, owner, limit) = (c.endpoint_id, c.owner, c.limit);
+        let (now_ms, lease_until_ms) = (c.now_ms, c.lease_until_ms);
         let mut stmt = self.prepare_cached(&format!(
             "UPDATE deliveries SET lease_owner = ?2, lease_until_ms = ?4
              WHERE rowid IN (
@@ -248,13 +243,8 @@ impl DeliveryRows for Connection {
         Ok(())
     }
 
-    fn add_failure(
-        &mut self,
-        id: &str,
-        disable_after: i64,
-        reason: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
+    fn add_failure(&mut self, id: &str, d: &Disabling<'_>) -> StoreResult<bool> {
+        let (disable_after, reason, now_ms) = (d.after, d.reason, d.now_ms);
         let disabled: Option<bool> = self
             .query_row(
                 "UPDATE endpoints SET failures_in_a_row = failures_in_a_row + 1,
@@ -279,31 +269,21 @@ impl DeliveryRows for Connection {
         Ok(())
     }
 
-    fn deliveries(
-        &mut self,
-        endpoint_id: &str,
-        status: Option<&str>,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRow>> {
+    fn deliveries(&mut self, q: &DeliveryPage<'_>) -> StoreResult<Vec<DeliveryRow>> {
+        let (endpoint_id, status, limit) = (q.endpoint_id, q.status, q.limit);
+        let before = q.before_seq.unwrap_or(i64::MAX);
         // A bound written as `?3 IS NULL OR seq < ?3` would keep the index from starting at it.
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries
              WHERE endpoint_id = ?1 AND (?2 IS NULL OR status = ?2) AND seq < ?3
              ORDER BY seq DESC LIMIT ?4"
         ))?;
-        let rows = stmt.query_map(
-            params![endpoint_id, status, before_seq.unwrap_or(i64::MAX), limit],
-            delivery_row,
-        )?;
+        let rows = stmt.query_map(params![endpoint_id, status, before, limit], delivery_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn delivery_of_event(
-        &mut self,
-        endpoint_id: &str,
-        event_id: &str,
-    ) -> StoreResult<Option<DeliveryRow>> {
+    fn delivery_of(&mut self, endpoint: &str, event: &str) -> StoreResult<Option<DeliveryRow>> {
+        let (endpoint_id, event_id) = (endpoint, event);
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE endpoint_id = ?1 AND event_id = ?2"
         ))?;
@@ -331,13 +311,9 @@ impl DeliveryRows for Connection {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn requeue(
-        &mut self,
-        endpoint_id: &str,
-        event_id: Option<&str>,
-        since_ms: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<u64> {
+    fn requeue(&mut self, r: &Requeue<'_>) -> StoreResult<u64> {
+        let (endpoint_id, event_id) = (r.endpoint_id, r.event_id);
+        let (since_ms, now_ms) = (r.since_ms, r.now_ms);
         let n = self.execute(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_ms = ?4,
                  lease_owner = NULL, lease_until_ms = NULL, updated_ms = ?4
@@ -374,12 +350,8 @@ impl DeliveryRows for Connection {
         )?)
     }
 
-    fn nats_claim(
-        &mut self,
-        owner: &str,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> StoreResult<Option<i64>> {
+    fn nats_claim(&mut self, owner: &str, now_ms: i64, until_ms: i64) -> StoreResult<Option<i64>> {
+        let lease_until_ms = until_ms;
         Ok(self
             .query_row(
                 "UPDATE nats_position SET lease_owner = ?1, lease_until_ms = ?3
