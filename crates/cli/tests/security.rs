@@ -87,7 +87,7 @@ fn keys_rotate_while_calls_flow_loses_none_and_every_secret_opens_after_a_restar
     let (code, out, err) = on_db(dir.path(), &["keys", "rotate"]);
     assert_eq!(code, 0, "{out}{err}");
     let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(answer["sealed_apps"], 1, "{answer}");
+    assert_eq!(answer["sealed"], 1, "{answer}");
     assert_eq!(answer["keys_held"], 2, "{answer}");
     let key_file = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
     assert_eq!(key_file.lines().filter(|l| !l.starts_with('#')).count(), 2);

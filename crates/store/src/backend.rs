@@ -396,16 +396,18 @@ impl<B: Backend> Store for B {
                         sealed += 1;
                     }
                 }
-                if sealed > 0 || rotation {
+                let endpoints = crate::delivery::reseal_endpoints(q, &b)?;
+                if sealed + endpoints > 0 || rotation {
                     let action = if rotation {
                         "keys.rotate"
                     } else {
                         "secrets.seal"
                     };
-                    let note = AuditNote::new(action, "apps", json!({ "apps": sealed }));
+                    let detail = json!({ "apps": sealed, "endpoints": endpoints });
+                    let note = AuditNote::new(action, "apps", detail);
                     q.append_audit(&AuditRow::of(&note, &by, now_ms()))?;
                 }
-                Ok(sealed)
+                Ok(sealed + endpoints)
             })
         })
         .await

@@ -131,6 +131,24 @@ impl EndpointRow {
     }
 }
 
+/// Seals again the endpoint secrets not sealed under the key that seals now; how many.
+pub(crate) fn reseal_endpoints(q: &mut dyn DeliveryRows, b: &SecretBox) -> StoreResult<usize> {
+    let mut n = 0;
+    for row in q.endpoints()? {
+        let current = b.is_current(&row.secret)
+            && row
+                .previous_secret
+                .as_deref()
+                .is_none_or(|s| b.is_current(s));
+        if !current {
+            let endpoint = row.opened(Some(b))?;
+            q.update_endpoint(&EndpointRow::sealed(&endpoint, Some(b)))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Where a delivery stands. `Pending` covers waiting for its time and in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

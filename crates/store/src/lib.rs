@@ -93,10 +93,10 @@ pub trait Store: delivery::DeliveryStore + Send + Sync + 'static {
     /// Replaces an app's record (enable/disable, secret rotation, grants), and records `note`
     /// in the audit in the same commit.
     async fn update_app(&self, app: &App, note: &AuditNote, by: &Actor) -> Result<(), StoreError>;
-    /// Seals again every app secret not sealed under the key that seals now (stored as given
+    /// Seals again every app and endpoint secret not sealed under the key that seals now (stored as given
     /// by an older release, or under a key rotated out), in one commit with its audit entry
     /// (`keys.rotate` for a `rotation`, always; else `secrets.seal` when it sealed any); how
-    /// many apps it sealed.
+    /// many apps and endpoints it sealed.
     async fn seal_secrets(&self, rotation: bool, by: &Actor) -> Result<usize, StoreError>;
 
     /// Adds an operator token (its secret only as a hash), audited in the same commit.

@@ -263,25 +263,45 @@ on_both_backends! {
         let before = db.open_sealed(Arc::new(SecretBox::new(&old))).unwrap();
         before.create_app(&app("11111111"), &by).await.unwrap();
         before.create_app(&app("22222222"), &by).await.unwrap();
+        let endpoint = loanwire_store::delivery::Endpoint {
+            id: "ep_1".into(),
+            url: "https://example.com/hooks".into(),
+            types: None,
+            description: String::new(),
+            secret: "whsec_c2VjcmV0".into(),
+            previous_secret: None,
+            previous_secret_expires_ms: None,
+            enabled: true,
+            disabled_reason: None,
+            failures_in_a_row: 0,
+            cursor_seq: 0,
+            created_ms: 1,
+            updated_ms: 1,
+        };
+        before.create_endpoint(&endpoint, &by).await.unwrap();
         drop(before);
 
         let both = db
             .open_sealed(Arc::new(SecretBox::with_keys(&[new.clone(), old.clone()], None)))
             .unwrap();
-        assert_eq!(both.seal_secrets(true, &by).await.unwrap(), 2);
+        assert_eq!(both.seal_secrets(true, &by).await.unwrap(), 3, "two apps, one endpoint");
         assert_eq!(both.seal_secrets(true, &by).await.unwrap(), 0, "nothing left to seal");
         drop(both);
 
         let after = db.open_sealed(Arc::new(SecretBox::new(&new))).unwrap();
         assert_eq!(after.app("11111111").await.unwrap(), Some(app("11111111")));
         assert_eq!(after.app("22222222").await.unwrap(), Some(app("22222222")));
+        let opened = after.endpoint("ep_1").await.unwrap().unwrap();
+        assert_eq!(opened.secret, "whsec_c2VjcmV0");
         let q = AuditQuery { limit: 10, target: Some("apps".into()), ..AuditQuery::default() };
         let rotations: Vec<_> = after.audit(&q).await.unwrap();
         assert_eq!(rotations.len(), 2);
+        assert_eq!(rotations[1].detail["endpoints"], 1);
         assert_eq!(rotations[1].action, "keys.rotate");
         assert_eq!(rotations[1].detail["apps"], 2);
         let gone = db.open_sealed(Arc::new(SecretBox::new(&old))).unwrap();
         assert!(gone.app("11111111").await.is_err(), "the old key alone opens nothing now");
+        assert!(gone.endpoint("ep_1").await.is_err());
     }
 
     async fn a_token_name_is_taken_until_its_token_is_revoked(db) {

@@ -59,7 +59,7 @@ pub fn run(args: KeysArgs) -> ExitCode {
     };
     with_store(config, |store| async move {
         let sealed = store.seal_secrets(true, &cli_actor()).await?;
-        let mut answer = json!({ "sealed_apps": sealed, "keys_held": held });
+        let mut answer = json!({ "sealed": sealed, "keys_held": held });
         match source {
             KeySource::File(path) => {
                 answer["key_file"] = json!(path.display().to_string());
