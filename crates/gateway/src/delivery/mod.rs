@@ -40,6 +40,8 @@ const FAN_OUT_PAGE: u32 = 1000;
 /// The shortest time between two rounds: under load every commit signals new events, and a
 /// round per signal would spend on bookkeeping what one round does for many.
 const MIN_ROUND: Duration = Duration::from_millis(10);
+/// How often a dispatcher with no endpoint looks for one.
+const NO_ENDPOINTS_RECHECK: Duration = Duration::from_secs(1);
 
 /// The webhook client: no redirects (a redirect could lead past the SSRF guard), the guard's
 /// resolver, the attempt's timeout.
@@ -79,6 +81,7 @@ impl Dispatcher {
         let mut last_gauges = Instant::now() - Duration::from_secs(60);
         let mut failing_since: Option<Instant> = None;
         let mut last_round = Instant::now() - MIN_ROUND;
+        let mut last_listed = Instant::now() - NO_ENDPOINTS_RECHECK;
         loop {
             let since = last_round.elapsed();
             if since < MIN_ROUND {
@@ -90,6 +93,18 @@ impl Dispatcher {
                 results.push(f);
             }
             let stop = *stopping.borrow();
+            // Without endpoints, committed events are nobody's to deliver: look for new
+            // endpoints once a second, not at every commit.
+            let idle =
+                endpoints.is_empty() && results.is_empty() && in_flight.values().all(|n| *n == 0);
+            if idle && !stop && last_listed.elapsed() < NO_ENDPOINTS_RECHECK {
+                tokio::select! {
+                    _ = stopping.changed() => {}
+                    () = tokio::time::sleep(NO_ENDPOINTS_RECHECK - last_listed.elapsed()) => {}
+                }
+                continue;
+            }
+            last_listed = Instant::now();
             match self
                 .round(
                     &mut endpoints,
