@@ -25,6 +25,19 @@ pub struct DeliveryReport {
     pub drained_after_secs: Option<f64>,
     /// `loanwire_nats_lag_seconds` when the load stopped, when NATS was on.
     pub nats_lag_at_end_secs: Option<f64>,
+    /// Messages in the bench's JetStream stream once the gateway stopped.
+    pub nats_published: Option<u64>,
+}
+
+/// The messages in `stream`, then the stream removed (the bench's own, named for its run: a
+/// NATS server holds one stream for the `loanwire.>` subjects at a time).
+pub async fn nats_count_and_remove(url: &str, stream: &str) -> Result<u64, String> {
+    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+    let js = async_nats::jetstream::new(client);
+    let mut s = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+    let n = s.info().await.map_err(|e| e.to_string())?.state.messages;
+    js.delete_stream(stream).await.map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 struct Seen {

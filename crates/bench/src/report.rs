@@ -82,7 +82,10 @@ pub fn render(r: &Report) -> String {
             d.drained_after_secs.map_or("not within 60 s".into(), |s| format!("{s:.1} s later")),
         ));
         if let Some(l) = d.nats_lag_at_end_secs {
-            out.push_str(&format!("nats: lag when the load stopped {l:.2} s\n"));
+            out.push_str(&format!(
+                "nats: lag when the load stopped {l:.2} s; {} events in the stream\n",
+                d.nats_published.map_or("?".into(), |n| n.to_string())
+            ));
         }
     }
     if let Some(ratio) = r.ratio_to_ceiling {

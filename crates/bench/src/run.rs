@@ -338,6 +338,20 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
     };
     drop(ceiling);
     drop(servers);
+    let mut delivery = delivery;
+    if let (Some(url), None) = (&opts.nats, &opts.target) {
+        match crate::delivery::nats_count_and_remove(url, &format!("LW_BENCH_{tag}")).await {
+            Ok(n) => {
+                progress(&format!(
+                    "NATS: {n} events in the run's stream (now removed)"
+                ));
+                if let Some(d) = delivery.as_mut() {
+                    d.nats_published = Some(n);
+                }
+            }
+            Err(e) => progress(&format!("NATS stream of the run: {e}")),
+        }
+    }
     let headline = headline(&runs);
     Ok(Report {
         ratio_to_ceiling: headline.and_then(|r| r.ratio_to_ceiling),
@@ -435,6 +449,7 @@ async fn delivery_report(
         backlog_at_end: at_end,
         drained_after_secs: drained,
         nats_lag_at_end_secs: nats_lag,
+        nats_published: None,
     }
 }
 
