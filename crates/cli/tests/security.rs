@@ -8,46 +8,6 @@ use std::sync::Arc;
 
 use common::*;
 
-/// Runs `loanwire ARGS --data-dir DIR`, as an operator on the gateway's machine.
-fn on_db(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = bin()
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-fn call_as(g: &Gateway, key: &str, secret: &str, no: &str) -> (i32, String) {
-    let (code, out, err) = run_as(
-        g,
-        key,
-        secret,
-        &[
-            "call",
-            "idle-loan-callback",
-            "--user",
-            "3",
-            "--user-id",
-            "3",
-            "--status",
-            "IN_PROCESSING",
-            "--type",
-            "CREDIT",
-            "--process-no",
-            no,
-            "--channel-id",
-            "wzzx",
-        ],
-    );
-    (code, format!("{out}{err}"))
-}
-
 #[test]
 fn keys_rotate_while_calls_flow_loses_none_and_every_secret_opens_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();

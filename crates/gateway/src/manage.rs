@@ -184,7 +184,7 @@ async fn set_enabled(
     Ok(Json(describe(&app, false)).into_response())
 }
 
-/// How long the old secret keeps verifying.
+/// How long the old secret keeps working after a rotation.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
@@ -194,6 +194,21 @@ pub struct RotateBody {
 
 /// The longest grace an old secret gets.
 const MAX_GRACE_SECS: u64 = 30 * 86_400;
+
+/// The grace a rotation asks for: a day when there is no body, at most 30 days.
+pub(crate) fn grace(body: Result<Json<RotateBody>, JsonRejection>) -> Result<Duration, ApiError> {
+    let grace = match body {
+        Ok(Json(b)) => b.grace_secs.unwrap_or(86_400),
+        Err(JsonRejection::MissingJsonContentType(_)) => 86_400,
+        Err(e) => return Err(ApiError::bad_request(e.body_text())),
+    };
+    if grace > MAX_GRACE_SECS {
+        return Err(ApiError::bad_request(format!(
+            "grace_secs {grace} is over {MAX_GRACE_SECS} (30 days)"
+        )));
+    }
+    Ok(Duration::from_secs(grace))
+}
 
 #[utoipa::path(
     post, path = "/api/v1/apps/{app_key}/rotate-secret", tag = "admin",
@@ -213,24 +228,10 @@ async fn rotate_secret(
     body: Result<Json<RotateBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     op.require(Role::Operator)?;
-    let grace = match body {
-        Ok(Json(b)) => b.grace_secs.unwrap_or(86_400),
-        Err(JsonRejection::MissingJsonContentType(_)) => 86_400,
-        Err(e) => return Err(ApiError::bad_request(e.body_text())),
-    };
-    if grace > MAX_GRACE_SECS {
-        return Err(ApiError::bad_request(format!(
-            "grace_secs {grace} is over {MAX_GRACE_SECS} (30 days)"
-        )));
-    }
-    let app = apps::rotate_secret(
-        state.store.as_ref(),
-        &app_key,
-        Duration::from_secs(grace),
-        &op.actor,
-    )
-    .await
-    .map_err(refused)?;
+    let grace = grace(body)?;
+    let app = apps::rotate_secret(state.store.as_ref(), &app_key, grace, &op.actor)
+        .await
+        .map_err(refused)?;
     Ok(Json(describe(&app, true)).into_response())
 }
 

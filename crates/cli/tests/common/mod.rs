@@ -77,10 +77,13 @@ pub fn start_on(
     }
 }
 
-/// `loanwire call idle-loan-callback` for process `no`, as the sandbox app; it must succeed.
-pub fn send_callback(g: &Gateway, no: &str) {
-    let (code, _, err) = run(
+/// `loanwire call idle-loan-callback` for process `no`, as app `key`: the exit code and what it
+/// printed.
+pub fn call_as(g: &Gateway, key: &str, secret: &str, no: &str) -> (i32, String) {
+    let (code, out, err) = run_as(
         g,
+        key,
+        secret,
         &[
             "call",
             "idle-loan-callback",
@@ -98,6 +101,27 @@ pub fn send_callback(g: &Gateway, no: &str) {
             "wzzx",
         ],
     );
+    (code, format!("{out}{err}"))
+}
+
+/// Runs `loanwire ARGS --data-dir DIR`, as an operator on the gateway's machine.
+pub fn on_db(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = bin()
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `loanwire call idle-loan-callback` for process `no`, as the sandbox app; it must succeed.
+pub fn send_callback(g: &Gateway, no: &str) {
+    let (code, err) = call_as(g, &g.app_key, &g.secret, no);
     assert_eq!(code, 0, "{err}");
 }
 

@@ -1,8 +1,6 @@
 //! `/api/v1/endpoints…`: webhook endpoints and their delivery log over HTTP. Reading takes any
 //! operator token; changing, retrying and recovering take an `operator` one.
 
-use std::time::Duration;
-
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -17,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::endpoints::{self, describe, NewEndpoint};
 use crate::admin::{page_limit, ApiError, ErrorBody};
+use crate::manage::{grace, RotateBody};
 use crate::operators::Operator;
 use crate::state::AppState;
 
@@ -210,14 +209,6 @@ async fn set_enabled(
     Ok(Json(describe(&e, false)).into_response())
 }
 
-/// How long the old secret keeps signing.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateBody {
-    /// Seconds (default 86400, at most 30 days).
-    grace_secs: Option<u64>,
-}
-
 #[utoipa::path(
     post, path = "/api/v1/endpoints/{id}/rotate-secret", tag = "webhooks",
     params(("id" = String, Path)),
@@ -236,24 +227,10 @@ async fn rotate_secret(
     body: Result<Json<RotateBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     op.require(Role::Operator)?;
-    let grace = match body {
-        Ok(Json(b)) => b.grace_secs.unwrap_or(86_400),
-        Err(JsonRejection::MissingJsonContentType(_)) => 86_400,
-        Err(e) => return Err(ApiError::bad_request(e.body_text())),
-    };
-    if grace > 30 * 86_400 {
-        return Err(ApiError::bad_request(format!(
-            "grace_secs {grace} is over 30 days"
-        )));
-    }
-    let e = endpoints::rotate_secret(
-        state.store.as_ref(),
-        &id,
-        Duration::from_secs(grace),
-        &op.actor,
-    )
-    .await
-    .map_err(refused)?;
+    let grace = grace(body)?;
+    let e = endpoints::rotate_secret(state.store.as_ref(), &id, grace, &op.actor)
+        .await
+        .map_err(refused)?;
     Ok(Json(describe(&e, true)).into_response())
 }
 
