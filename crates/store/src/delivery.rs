@@ -15,6 +15,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::backend::{in_transaction, Backend, Queries};
+use crate::model::secrets_at;
 use crate::rows::{list_to_json, rfc3339_ms, unreadable, AuditRow, EventRow};
 use crate::secrets::SecretBox;
 use crate::{Actor, AuditNote, EventQuery, StoreError, StoreResult};
@@ -49,11 +50,12 @@ impl Endpoint {
     /// The secrets that sign a delivery at `now_ms`: the current one, then the previous one
     /// during its grace period.
     pub fn secrets_at(&self, now_ms: i64) -> impl Iterator<Item = &str> {
-        let previous = match (&self.previous_secret, self.previous_secret_expires_ms) {
-            (Some(s), Some(until)) if now_ms < until => Some(s.as_str()),
-            _ => None,
-        };
-        std::iter::once(self.secret.as_str()).chain(previous)
+        secrets_at(
+            &self.secret,
+            self.previous_secret.as_deref(),
+            self.previous_secret_expires_ms,
+            now_ms,
+        )
     }
 
     /// Whether it receives events of this type.

@@ -6,6 +6,18 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// The secrets in use at `now_ms` after a rotation: the current one, then the previous one until
+/// its grace ends.
+pub(crate) fn secrets_at<'a>(
+    current: &'a str,
+    previous: Option<&'a str>,
+    previous_until_ms: Option<i64>,
+    now_ms: i64,
+) -> impl Iterator<Item = &'a str> {
+    let previous = previous.filter(|_| previous_until_ms.is_some_and(|until| now_ms < until));
+    std::iter::once(current).chain(previous)
+}
+
 /// A registered partner app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct App {
@@ -33,11 +45,12 @@ impl App {
     /// The secrets a signature may be made with at `now_ms`: the current one, then the
     /// previous one during its grace period.
     pub fn secrets_at(&self, now_ms: i64) -> impl Iterator<Item = &str> {
-        let previous = match (&self.previous_secret, self.previous_secret_expires_ms) {
-            (Some(s), Some(until)) if now_ms < until => Some(s.as_str()),
-            _ => None,
-        };
-        std::iter::once(self.secret.as_str()).chain(previous)
+        secrets_at(
+            &self.secret,
+            self.previous_secret.as_deref(),
+            self.previous_secret_expires_ms,
+            now_ms,
+        )
     }
 
     pub fn may_call(&self, method: &str) -> bool {

@@ -177,6 +177,10 @@ on_both_backends! {
         assert_eq!(store.prune_events(i64::MAX).await.unwrap(), 1);
         let left: Vec<String> = all_events(store.as_ref()).await.into_iter().map(|e| e.id).collect();
         assert_eq!(left, ["k1", "k2"]);
+        // The delivered one's log went with its event; the pending ones stay.
+        let log = store.deliveries("ep_1", None, None, 10).await.unwrap();
+        let seqs: Vec<i64> = log.iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [all[2].seq, all[1].seq]);
     }
 
     async fn a_reader_following_the_feed_never_skips_an_event_while_writers_commit_at_once(db) {

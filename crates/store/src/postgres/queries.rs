@@ -319,6 +319,15 @@ impl Queries for Conn {
         let n = tx
             .execute("DELETE FROM events WHERE seq <= $1", &[&through])
             .map_err(db_unavailable)?;
+        // The delivery log goes with its events (everything up to `through` was delivered:
+        // pruning stops below any delivery still pending or failed).
+        for table in ["attempts", "deliveries"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE endpoint_id IN (SELECT id FROM endpoints) AND seq <= $1"),
+                &[&through],
+            )
+            .map_err(db_unavailable)?;
+        }
         tx.execute(
             "UPDATE events_pruned SET through_seq = greatest(through_seq, $1)",
             &[&through],

@@ -251,6 +251,14 @@ impl Queries for Connection {
             return Ok(0);
         };
         let n = tx.execute("DELETE FROM events WHERE seq <= ?1", params![through])?;
+        // The delivery log goes with its events (everything up to `through` was delivered:
+        // pruning stops below any delivery still pending or failed).
+        for table in ["attempts", "deliveries"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE endpoint_id IN (SELECT id FROM endpoints) AND seq <= ?1"),
+                params![through],
+            )?;
+        }
         tx.execute(
             "UPDATE events_pruned SET through_seq = max(through_seq, ?1)",
             params![through],
