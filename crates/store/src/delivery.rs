@@ -376,11 +376,9 @@ pub struct Disabling<'a> {
 pub struct Finish<'a> {
     pub endpoint_id: &'a str,
     pub seq: i64,
-    pub owner: &'a str,
     pub status: DeliveryStatus,
     /// `None`: left as it is.
     pub next_attempt_ms: Option<i64>,
-    pub now_ms: i64,
 }
 
 /// The rows of deliveries, in a backend's SQL, on one of its pooled connections.
@@ -402,10 +400,10 @@ pub trait DeliveryRows {
     fn claim(&mut self, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>>;
     fn events_by_seq(&mut self, seqs: &[i64]) -> StoreResult<Vec<EventRow>>;
     /// Writes a claimed delivery's new state and releases its lease, if `owner` still holds it.
-    /// Counts an attempt of a claimed delivery, sets its status (and, if given, when it is tried
-    /// next) and releases its lease, if `owner` still holds it.
-    fn finish(&mut self, done: &Finish<'_>) -> StoreResult<bool>;
-    fn append_attempt(&mut self, row: &AttemptRow) -> StoreResult<()>;
+    /// Counts an attempt of each claimed delivery, sets its status (and, if given, when it is
+    /// tried next) and releases its lease, where `owner` still holds it; which ones it did.
+    fn finish(&mut self, owner: &str, now_ms: i64, all: &[Finish<'_>]) -> StoreResult<Vec<bool>>;
+    fn append_attempts(&mut self, rows: &[AttemptRow]) -> StoreResult<()>;
     /// After a success: no failures in a row.
     fn reset_failures(&mut self, id: &str) -> StoreResult<()>;
     /// After a failed event: one more in a row; the endpoint is disabled (with `reason`) when
@@ -683,26 +681,32 @@ where
 fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<Dispatched> {
     let mut done = Dispatched::default();
     let mut succeeded = std::collections::BTreeSet::new();
-    for f in &step.results {
+    let attempts: Vec<AttemptRow> = step.results.iter().map(|f| f.attempt.clone()).collect();
+    q.append_attempts(&attempts)?;
+    let finishes: Vec<Finish<'_>> = step
+        .results
+        .iter()
+        .map(|f| {
+            let (status, next_attempt_ms) = match f.verdict {
+                Verdict::Delivered => (DeliveryStatus::Delivered, None),
+                Verdict::Retry { at_ms } => (DeliveryStatus::Pending, Some(at_ms)),
+                Verdict::Failed => (DeliveryStatus::Failed, None),
+                Verdict::Gone => (DeliveryStatus::Pending, Some(step.now_ms)),
+            };
+            Finish {
+                endpoint_id: &f.attempt.endpoint_id,
+                seq: f.attempt.seq,
+                status,
+                next_attempt_ms,
+            }
+        })
+        .collect();
+    let finished = q.finish(&step.owner, step.now_ms, &finishes)?;
+    for (f, finished) in step.results.iter().zip(finished) {
         let a = &f.attempt;
-        q.append_attempt(a)?;
-        let (status, next) = match f.verdict {
-            Verdict::Delivered => (DeliveryStatus::Delivered, None),
-            Verdict::Retry { at_ms } => (DeliveryStatus::Pending, Some(at_ms)),
-            Verdict::Failed => (DeliveryStatus::Failed, None),
-            Verdict::Gone => (DeliveryStatus::Pending, Some(step.now_ms)),
-        };
-        let finish = Finish {
-            endpoint_id: &a.endpoint_id,
-            seq: a.seq,
-            owner: &step.owner,
-            status,
-            next_attempt_ms: next,
-            now_ms: step.now_ms,
-        };
         // Not finished: the lease ran out and another instance took the delivery over, or
         // the endpoint was removed meanwhile.
-        if !q.finish(&finish)? {
+        if !finished {
             continue;
         }
         match f.verdict {

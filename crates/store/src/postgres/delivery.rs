@@ -249,40 +249,57 @@ impl DeliveryRows for Conn {
             .collect())
     }
 
-    fn finish(&mut self, f: &Finish<'_>) -> StoreResult<bool> {
-        let n = self
+    fn finish(&mut self, owner: &str, now_ms: i64, all: &[Finish<'_>]) -> StoreResult<Vec<bool>> {
+        if all.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the round's results: a round trip each would cost more than them.
+        let ids: Vec<&str> = all.iter().map(|f| f.endpoint_id).collect();
+        let seqs: Vec<i64> = all.iter().map(|f| f.seq).collect();
+        let statuses: Vec<&str> = all.iter().map(|f| f.status.as_str()).collect();
+        let next: Vec<Option<i64>> = all.iter().map(|f| f.next_attempt_ms).collect();
+        let rows = self
             .client()?
-            .execute(
-                "UPDATE deliveries SET status = $3, attempts = attempts + 1,
-                     next_attempt_ms = coalesce($4, next_attempt_ms),
+            .query(
+                "UPDATE deliveries d SET status = u.status, attempts = d.attempts + 1,
+                     next_attempt_ms = coalesce(u.next, d.next_attempt_ms),
                      lease_owner = NULL, lease_until_ms = NULL, updated_ms = $5
-                 WHERE endpoint_id = $1 AND seq = $2 AND lease_owner = $6",
-                &[
-                    &f.endpoint_id,
-                    &f.seq,
-                    &f.status.as_str(),
-                    &f.next_attempt_ms,
-                    &f.now_ms,
-                    &f.owner,
-                ],
+                 FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[])
+                     AS u(endpoint_id, seq, status, next)
+                 WHERE d.endpoint_id = u.endpoint_id AND d.seq = u.seq AND d.lease_owner = $6
+                 RETURNING d.endpoint_id, d.seq",
+                &[&ids, &seqs, &statuses, &next, &now_ms, &owner],
             )
             .map_err(db_unavailable)?;
-        Ok(n > 0)
+        let done: std::collections::HashSet<(String, i64)> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(all
+            .iter()
+            .map(|f| done.contains(&(f.endpoint_id.to_string(), f.seq)))
+            .collect())
     }
 
-    fn append_attempt(&mut self, a: &AttemptRow) -> StoreResult<()> {
+    fn append_attempts(&mut self, rows: &[AttemptRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let col = |f: fn(&AttemptRow) -> Option<i64>| rows.iter().map(f).collect::<Vec<_>>();
+        let ids: Vec<&str> = rows.iter().map(|a| a.endpoint_id.as_str()).collect();
+        let responses: Vec<Option<&str>> = rows.iter().map(|a| a.response.as_deref()).collect();
+        let errors: Vec<Option<&str>> = rows.iter().map(|a| a.error.as_deref()).collect();
         self.client()?
             .execute(
                 "INSERT INTO attempts (endpoint_id, seq, at_ms, status_code, latency_ms, response, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
+                                      $5::BIGINT[], $6::TEXT[], $7::TEXT[])",
                 &[
-                    &a.endpoint_id,
-                    &a.seq,
-                    &a.at_ms,
-                    &a.status_code,
-                    &a.latency_ms,
-                    &a.response,
-                    &a.error,
+                    &ids,
+                    &col(|a| Some(a.seq)),
+                    &col(|a| Some(a.at_ms)),
+                    &col(|a| a.status_code),
+                    &col(|a| Some(a.latency_ms)),
+                    &responses,
+                    &errors,
                 ],
             )
             .map_err(db_unavailable)?;

@@ -199,39 +199,44 @@ impl DeliveryRows for Connection {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn finish(&mut self, f: &Finish<'_>) -> StoreResult<bool> {
-        let n = self
-            .prepare_cached(
-                "UPDATE deliveries SET status = ?3, attempts = attempts + 1,
-                     next_attempt_ms = coalesce(?4, next_attempt_ms),
-                     lease_owner = NULL, lease_until_ms = NULL, updated_ms = ?5
-                 WHERE endpoint_id = ?1 AND seq = ?2 AND lease_owner = ?6",
-            )?
-            .execute(params![
+    fn finish(&mut self, owner: &str, now_ms: i64, all: &[Finish<'_>]) -> StoreResult<Vec<bool>> {
+        let mut stmt = self.prepare_cached(
+            "UPDATE deliveries SET status = ?3, attempts = attempts + 1,
+                 next_attempt_ms = coalesce(?4, next_attempt_ms),
+                 lease_owner = NULL, lease_until_ms = NULL, updated_ms = ?5
+             WHERE endpoint_id = ?1 AND seq = ?2 AND lease_owner = ?6",
+        )?;
+        let mut done = Vec::with_capacity(all.len());
+        for f in all {
+            let n = stmt.execute(params![
                 f.endpoint_id,
                 f.seq,
                 f.status.as_str(),
                 f.next_attempt_ms,
-                f.now_ms,
-                f.owner
+                now_ms,
+                owner
             ])?;
-        Ok(n > 0)
+            done.push(n > 0);
+        }
+        Ok(done)
     }
 
-    fn append_attempt(&mut self, a: &AttemptRow) -> StoreResult<()> {
-        self.prepare_cached(
+    fn append_attempts(&mut self, rows: &[AttemptRow]) -> StoreResult<()> {
+        let mut stmt = self.prepare_cached(
             "INSERT INTO attempts (endpoint_id, seq, at_ms, status_code, latency_ms, response, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            a.endpoint_id,
-            a.seq,
-            a.at_ms,
-            a.status_code,
-            a.latency_ms,
-            a.response,
-            a.error
-        ])?;
+        )?;
+        for a in rows {
+            stmt.execute(params![
+                a.endpoint_id,
+                a.seq,
+                a.at_ms,
+                a.status_code,
+                a.latency_ms,
+                a.response,
+                a.error
+            ])?;
+        }
         Ok(())
     }
 
