@@ -344,6 +344,49 @@ pub struct Claim<'a> {
     pub limit: u32,
 }
 
+/// A pending delivery, as a claim weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub seq: i64,
+    pub subject: String,
+    pub next_attempt_ms: i64,
+    pub lease_until_ms: Option<i64>,
+}
+
+/// How many of an endpoint's first pending deliveries a claim looks at: a subject whose first
+/// pending delivery is among them is decided by it; a claim never looks past them.
+const CLAIM_WINDOW: u32 = 2000;
+
+/// Leases up to `c.limit` pending deliveries of the endpoint that are due, not leased (or their
+/// lease ran out), and first of their subject among its pending ones — chosen here rather than
+/// by a query planner, which, on a queue whose statistics lag behind it, can turn the
+/// first-of-its-subject test into a scan per row.
+fn claim(q: &mut dyn DeliveryRows, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>> {
+    let pending = q.first_pending(c.endpoint_id, CLAIM_WINDOW)?;
+    let mut decided = std::collections::HashSet::new();
+    let mut chosen = Vec::new();
+    for p in &pending {
+        // Only the first pending delivery of a subject may go; later ones wait for it.
+        if !decided.insert(p.subject.as_str()) {
+            continue;
+        }
+        let due = p.next_attempt_ms <= c.now_ms;
+        let free = p.lease_until_ms.is_none_or(|until| until < c.now_ms);
+        if due && free {
+            chosen.push(p.seq);
+            if chosen.len() == c.limit as usize {
+                break;
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = q.lease(c, &chosen)?;
+    rows.sort_by_key(|d| d.seq);
+    Ok(rows)
+}
+
 /// A page of an endpoint's deliveries, newest first.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryPage<'a> {
@@ -395,9 +438,11 @@ pub trait DeliveryRows {
     fn advance_cursor(&mut self, id: &str, from: i64, to: i64) -> StoreResult<bool>;
     /// Inserts deliveries, leaving any that exist.
     fn insert_deliveries(&mut self, rows: &[DeliveryRow]) -> StoreResult<()>;
-    /// Leases up to `limit` pending deliveries of the endpoint that are due, not leased (or
-    /// their lease ran out), and first of their subject among its pending ones.
-    fn claim(&mut self, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>>;
+    /// The endpoint's pending deliveries with the lowest `seq`, in `seq` order, at most `limit`.
+    fn first_pending(&mut self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<Pending>>;
+    /// Leases those of `seqs` that are still pending and not leased (or their lease ran out);
+    /// the rows leased.
+    fn lease(&mut self, c: &Claim<'_>, seqs: &[i64]) -> StoreResult<Vec<DeliveryRow>>;
     fn events_by_seq(&mut self, seqs: &[i64]) -> StoreResult<Vec<EventRow>>;
     /// Writes a claimed delivery's new state and releases its lease, if `owner` still holds it.
     /// Counts an attempt of each claimed delivery, sets its status (and, if given, when it is
@@ -769,13 +814,16 @@ fn dispatch_step(q: &mut dyn DeliveryRows, step: &DispatchStep) -> StoreResult<D
             continue;
         }
         let until = step.now_ms + step.lease_ms;
-        claimed.extend(q.claim(&Claim {
-            endpoint_id: id,
-            owner: &step.owner,
-            now_ms: step.now_ms,
-            lease_until_ms: until,
-            limit: *limit,
-        })?);
+        claimed.extend(claim(
+            q,
+            &Claim {
+                endpoint_id: id,
+                owner: &step.owner,
+                now_ms: step.now_ms,
+                lease_until_ms: until,
+                limit: *limit,
+            },
+        )?);
     }
     let seqs: Vec<i64> = claimed.iter().map(|d| d.seq).collect();
     let mut events: std::collections::HashMap<i64, EventRow> = q

@@ -56,3 +56,11 @@ CREATE TABLE nats_position (
     lease_until_ms  BIGINT
 );
 INSERT INTO nats_position VALUES (1, 0, NULL, NULL);
+
+-- Deliveries are a queue: rows change state within seconds and most updates touch the pending
+-- indexes. Room on each page keeps the lease updates HOT; vacuuming and analysing after a
+-- thousand changed rows (not a fifth of the table) keeps claims off dead index entries and the
+-- planner's idea of the table current.
+ALTER TABLE deliveries SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.0,
+    autovacuum_vacuum_threshold = 1000, autovacuum_analyze_scale_factor = 0.0,
+    autovacuum_analyze_threshold = 1000, autovacuum_vacuum_cost_delay = 0);

@@ -7,7 +7,7 @@ use super::conn::{db_unavailable, Conn};
 use super::events::FRONTIER;
 use crate::delivery::{
     AttemptRow, Backlog, Claim, DeliveryPage, DeliveryRow, DeliveryRows, Disabling, EndpointRow,
-    Finish, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+    Finish, Pending, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -188,39 +188,48 @@ impl DeliveryRows for Conn {
         Ok(())
     }
 
-    fn claim(&mut self, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>> {
-        let (endpoint_id, owner, limit) = (c.endpoint_id, c.owner, c.limit);
-        let (now_ms, lease_until_ms) = (c.now_ms, c.lease_until_ms);
+    fn first_pending(&mut self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<Pending>> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT seq, subject, next_attempt_ms, lease_until_ms FROM deliveries
+                 WHERE endpoint_id = $1 AND status = 'pending' ORDER BY seq LIMIT $2",
+                &[&endpoint_id, &i64::from(limit)],
+            )
+            .map_err(db_unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|r| Pending {
+                seq: r.get(0),
+                subject: r.get(1),
+                next_attempt_ms: r.get(2),
+                lease_until_ms: r.get(3),
+            })
+            .collect())
+    }
+
+    fn lease(&mut self, c: &Claim<'_>, seqs: &[i64]) -> StoreResult<Vec<DeliveryRow>> {
+        // The lease is tested again under each row's lock: of two instances claiming one row,
+        // the second finds it leased and leaves it.
         let rows = self
             .client()?
             .query(
                 &format!(
                     "UPDATE deliveries SET lease_owner = $2, lease_until_ms = $4
-                     WHERE (endpoint_id, seq) IN (
-                         SELECT d.endpoint_id, d.seq FROM deliveries d
-                         WHERE d.endpoint_id = $1 AND d.status = 'pending'
-                           AND d.next_attempt_ms <= $3
-                           AND (d.lease_until_ms IS NULL OR d.lease_until_ms < $3)
-                           AND NOT EXISTS (
-                               SELECT 1 FROM deliveries e
-                               WHERE e.endpoint_id = d.endpoint_id AND e.subject = d.subject
-                                 AND e.status = 'pending' AND e.seq < d.seq)
-                         ORDER BY d.seq LIMIT $5
-                         FOR UPDATE SKIP LOCKED)
+                     WHERE endpoint_id = $1 AND seq = ANY($5) AND status = 'pending'
+                       AND (lease_until_ms IS NULL OR lease_until_ms < $3)
                      RETURNING {DELIVERY_COLUMNS}"
                 ),
                 &[
-                    &endpoint_id,
-                    &owner,
-                    &now_ms,
-                    &lease_until_ms,
-                    &i64::from(limit),
+                    &c.endpoint_id,
+                    &c.owner,
+                    &c.now_ms,
+                    &c.lease_until_ms,
+                    &seqs,
                 ],
             )
             .map_err(db_unavailable)?;
-        let mut rows: Vec<DeliveryRow> = rows.iter().map(delivery_row).collect();
-        rows.sort_by_key(|d| d.seq);
-        Ok(rows)
+        Ok(rows.iter().map(delivery_row).collect())
     }
 
     fn events_by_seq(&mut self, seqs: &[i64]) -> StoreResult<Vec<EventRow>> {

@@ -4,7 +4,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::delivery::{
     AttemptRow, Backlog, Claim, DeliveryPage, DeliveryRow, DeliveryRows, Disabling, EndpointRow,
-    Finish, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+    Finish, Pending, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -162,29 +162,37 @@ impl DeliveryRows for Connection {
         Ok(())
     }
 
-    fn claim(&mut self, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>> {
-        let (endpoint_id, owner, limit) = (c.endpoint_id, c.owner, c.limit);
-        let (now_ms, lease_until_ms) = (c.now_ms, c.lease_until_ms);
+    fn first_pending(&mut self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<Pending>> {
+        let mut stmt = self.prepare_cached(
+            "SELECT seq, subject, next_attempt_ms, lease_until_ms FROM deliveries
+             WHERE endpoint_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![endpoint_id, limit], |r| {
+            Ok(Pending {
+                seq: r.get(0)?,
+                subject: r.get(1)?,
+                next_attempt_ms: r.get(2)?,
+                lease_until_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn lease(&mut self, c: &Claim<'_>, seqs: &[i64]) -> StoreResult<Vec<DeliveryRow>> {
         let mut stmt = self.prepare_cached(&format!(
             "UPDATE deliveries SET lease_owner = ?2, lease_until_ms = ?4
-             WHERE rowid IN (
-                 SELECT d.rowid FROM deliveries d
-                 WHERE d.endpoint_id = ?1 AND d.status = 'pending' AND d.next_attempt_ms <= ?3
-                   AND (d.lease_until_ms IS NULL OR d.lease_until_ms < ?3)
-                   AND NOT EXISTS (
-                       SELECT 1 FROM deliveries e
-                       WHERE e.endpoint_id = d.endpoint_id AND e.subject = d.subject
-                         AND e.status = 'pending' AND e.seq < d.seq)
-                 ORDER BY d.seq LIMIT ?5)
+             WHERE endpoint_id = ?1 AND seq = ?5 AND status = 'pending'
+               AND (lease_until_ms IS NULL OR lease_until_ms < ?3)
              RETURNING {DELIVERY_COLUMNS}"
         ))?;
-        let rows = stmt.query_map(
-            params![endpoint_id, owner, now_ms, lease_until_ms, limit],
-            delivery_row,
-        )?;
-        let mut rows: Vec<DeliveryRow> = rows.collect::<Result<_, _>>()?;
-        rows.sort_by_key(|d| d.seq);
-        Ok(rows)
+        let mut leased = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let args = params![c.endpoint_id, c.owner, c.now_ms, c.lease_until_ms, seq];
+            if let Some(row) = stmt.query_row(args, delivery_row).optional()? {
+                leased.push(row);
+            }
+        }
+        Ok(leased)
     }
 
     fn events_by_seq(&mut self, seqs: &[i64]) -> StoreResult<Vec<EventRow>> {
