@@ -20,6 +20,9 @@ pub struct NewEndpoint {
     pub description: String,
 }
 
+/// The longest webhook URL taken.
+const MAX_URL: usize = 2048;
+
 fn invalid(m: String) -> StoreError {
     StoreError::Invalid(m)
 }
@@ -32,6 +35,11 @@ pub async fn add(
     spec: NewEndpoint,
     by: &Actor,
 ) -> Result<Endpoint, StoreError> {
+    if spec.url.len() > MAX_URL {
+        return Err(invalid(format!(
+            "a webhook URL is at most {MAX_URL} characters"
+        )));
+    }
     let url = guard.check_url(spec.url.trim()).await.map_err(invalid)?;
     if let Some(types) = &spec.types {
         if types.is_empty() {

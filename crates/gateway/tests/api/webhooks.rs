@@ -362,6 +362,10 @@ async fn the_ssrf_guard_refuses_internal_addresses_unless_their_network_is_allow
     for (url, why) in [
         ("ftp://example.com/", "http or https"),
         ("http://u:p@example.com/", "credentials"),
+        (
+            &format!("https://example.com/{}", "a".repeat(3000)),
+            "at most 2048",
+        ),
     ] {
         let (status, body) = app
             .admin(
