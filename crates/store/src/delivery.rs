@@ -683,6 +683,12 @@ where
                     since_ms,
                     now_ms: now,
                 })?;
+                // Nothing to send again is not a change: no audit entry for it.
+                if let (Some(e), 0) = (&event, n) {
+                    return Err(StoreError::Invalid(format!(
+                        "no delivery of `{e}` to `{id}`"
+                    )));
+                }
                 let (action, detail) = match &event {
                     Some(e) => ("delivery.retry", json!({ "event_id": e })),
                     None => (

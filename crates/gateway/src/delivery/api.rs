@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 
 fn refused(e: StoreError) -> ApiError {
     match e {
-        StoreError::Invalid(m) if m.starts_with("no endpoint") => {
+        StoreError::Invalid(m) if m.starts_with("no endpoint") || m.starts_with("no delivery") => {
             ApiError(StatusCode::NOT_FOUND, m)
         }
         StoreError::Invalid(m) => ApiError::bad_request(m),
@@ -387,11 +387,5 @@ async fn retry(
         .requeue(&id, Some(&event_id), None, &op.actor)
         .await
         .map_err(refused)?;
-    if n == 0 {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no delivery of `{event_id}` to `{id}`"),
-        ));
-    }
     Ok(Json(json!({ "requeued": n })).into_response())
 }

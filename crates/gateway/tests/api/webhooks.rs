@@ -504,4 +504,16 @@ async fn a_delivery_can_be_retried_by_hand_and_failed_ones_recovered_since_a_tim
         )
         .await;
     assert_eq!(status, 400);
+    let (_, before) = app.read(&format!("/api/v1/audit?target={id}")).await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/endpoints/{id}/deliveries/evt_nope/retry"),
+            ADMIN_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (_, after) = app.read(&format!("/api/v1/audit?target={id}")).await;
+    assert_eq!(before, after, "nothing sent again, nothing audited");
 }
