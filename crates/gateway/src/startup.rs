@@ -61,14 +61,23 @@ pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Sto
     Ok(Arc::new(SqliteStore::open(&config.data_dir, options)?))
 }
 
+/// The networks webhooks may reach beside public ones: `events.allowed_subnets` (validated with
+/// the configuration), and in the sandbox, which listens on loopback only, this machine too,
+/// so that `loanwire webhook listen` can be tried at once.
+fn webhook_nets(config: &Config) -> Vec<ipnet::IpNet> {
+    let mut nets = config.events.allowed_nets().unwrap_or_default();
+    if config.sandbox {
+        nets.extend(["127.0.0.0/8", "::1/128"].map(|n| n.parse::<ipnet::IpNet>().expect("valid")));
+    }
+    nets
+}
+
 pub fn state(config: Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> AppState {
     AppState {
         apps: Arc::new(AppCache::new(Duration::from_millis(config.app_cache_ms))),
         limits: Arc::new(RateLimits::new(config.default_rate_limit)),
         // Validated with the configuration.
-        guard: Arc::new(crate::delivery::ssrf::Guard::new(
-            config.events.allowed_nets().unwrap_or_default(),
-        )),
+        guard: Arc::new(crate::delivery::ssrf::Guard::new(webhook_nets(&config))),
         config: Arc::new(config),
         store,
         metrics,

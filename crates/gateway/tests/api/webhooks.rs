@@ -517,3 +517,27 @@ async fn a_delivery_can_be_retried_by_hand_and_failed_ones_recovered_since_a_tim
     let (_, after) = app.read(&format!("/api/v1/audit?target={id}")).await;
     assert_eq!(before, after, "nothing sent again, nothing audited");
 }
+
+#[tokio::test]
+async fn the_sandbox_may_deliver_to_this_machine_and_nowhere_else_private() {
+    crate::skip_unless_backend!();
+    let app = spawn_app_with(|c| c.sandbox = true).await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            "/api/v1/endpoints",
+            ADMIN_TOKEN,
+            Some(json!({ "url": "http://127.0.0.1:9000/hooks" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            "/api/v1/endpoints",
+            ADMIN_TOKEN,
+            Some(json!({ "url": "http://10.0.0.1/hooks" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
