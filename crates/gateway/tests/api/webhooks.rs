@@ -17,7 +17,7 @@ async fn webhook_app(adjust: impl FnOnce(&mut loanwire_gateway::Config)) -> Test
         c.events.allowed_subnets = vec!["127.0.0.0/8".into()];
         c.events.webhook_schedule_secs = vec![0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
         c.events.webhook_timeout_secs = 2;
-        c.events.webhook_lease_secs = 5;
+        c.events.webhook_lease_secs = 10;
         adjust(c)
     })
     .await

@@ -11,12 +11,13 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::receiver::*;
 
-async fn instance_pair() -> (TestApp, TestApp) {
+/// Two instances on one database; a claim they make holds `lease_secs`.
+async fn instance_pair(lease_secs: u64) -> (TestApp, TestApp) {
     let a = spawn_app_with(|c| {
         c.events.allowed_subnets = vec!["127.0.0.0/8".into()];
         c.events.webhook_schedule_secs = vec![0, 1, 1, 1, 1, 1];
         c.events.webhook_timeout_secs = 2;
-        c.events.webhook_lease_secs = 3;
+        c.events.webhook_lease_secs = lease_secs;
     })
     .await;
     let b = a.another_instance().await;
@@ -52,7 +53,9 @@ async fn send(a: &TestApp, b: &TestApp, tag: &str, n: usize) {
 #[tokio::test]
 async fn two_instances_never_send_one_event_to_one_endpoint_at_once_and_deliver_every_one() {
     crate::skip_unless_backend!();
-    let (a, b) = instance_pair().await;
+    // A lease long enough that a slow machine never lets one run out mid-delivery: a
+    // take-over (and its repeat) is the other test's.
+    let (a, b) = instance_pair(30).await;
     let r = Receiver::start().await;
     r.set_plan(|_, _| Reply {
         delay: Duration::from_millis(40),
@@ -83,7 +86,7 @@ async fn two_instances_never_send_one_event_to_one_endpoint_at_once_and_deliver_
 #[tokio::test]
 async fn the_claims_of_an_instance_that_died_are_taken_over_when_their_lease_runs_out() {
     crate::skip_unless_backend!();
-    let (a, b) = instance_pair().await;
+    let (a, b) = instance_pair(3).await;
     let r = Receiver::start().await;
     // The receiver is away while the dead instance claims.
     r.set_plan(|_, _| Reply::status(503));
