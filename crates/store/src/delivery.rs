@@ -57,13 +57,6 @@ impl Endpoint {
             now_ms,
         )
     }
-
-    /// Whether it receives events of this type.
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.types
-            .as_ref()
-            .is_none_or(|t| t.iter().any(|x| x == event_type))
-    }
 }
 
 /// The `endpoints` table: `types` as JSON, secrets sealed.
@@ -444,7 +437,6 @@ pub trait DeliveryRows {
     /// the rows leased.
     fn lease(&mut self, c: &Claim<'_>, seqs: &[i64]) -> StoreResult<Vec<DeliveryRow>>;
     fn events_by_seq(&mut self, seqs: &[i64]) -> StoreResult<Vec<EventRow>>;
-    /// Writes a claimed delivery's new state and releases its lease, if `owner` still holds it.
     /// Counts an attempt of each claimed delivery, sets its status (and, if given, when it is
     /// tried next) and releases its lease, where `owner` still holds it; which ones it did.
     fn finish(&mut self, owner: &str, now_ms: i64, all: &[Finish<'_>]) -> StoreResult<Vec<bool>>;
