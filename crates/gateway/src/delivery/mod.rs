@@ -377,13 +377,8 @@ async fn send(
     event: &EventRow,
 ) -> Result<(u16, Option<Duration>, String), String> {
     let url = url::Url::parse(&endpoint.url).map_err(|e| format!("bad URL: {e}"))?;
-    // A literal address never reaches the resolver: it is checked here.
-    if let Some(host) = url.host_str() {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() {
-            if !guard.permits(ip) {
-                return Err(format!("{ip} is an address webhooks may not reach"));
-            }
-        }
+    if let Some(why) = guard.refuse_literal(&url) {
+        return Err(why);
     }
     let body = event.to_json().into_bytes();
     let timestamp = now_ms() / 1000;

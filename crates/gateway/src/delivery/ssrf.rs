@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use url::Url;
+use url::{Host, Url};
 
 /// Networks no webhook may reach unless allowed.
 const NOT_PUBLIC: &[&str] = &[
@@ -80,24 +80,21 @@ impl Guard {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!("`{text}`: put no credentials in a webhook URL"));
         }
-        let host = url
-            .host_str()
-            .ok_or_else(|| format!("`{text}` names no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = url.port_or_known_default().unwrap_or(443);
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::time::timeout(
-                Duration::from_secs(5),
-                tokio::net::lookup_host((host.as_str(), port)),
-            )
-            .await
-            .map_err(|_| format!("`{host}` did not resolve within 5 s"))?
-            .map_err(|e| format!("`{host}` does not resolve: {e}"))?
-            .collect(),
+        let host = match url.host() {
+            None => return Err(format!("`{text}` names no host")),
+            Some(Host::Domain(name)) => name.to_string(),
+            // An address written out is checked as it is: there is nothing to resolve.
+            Some(_) => return self.refuse_literal(&url).map_or(Ok(url), Err),
         };
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| format!("`{host}` did not resolve within 5 s"))?
+        .map_err(|e| format!("`{host}` does not resolve: {e}"))?
+        .collect();
         if addrs.is_empty() {
             return Err(format!("`{host}` resolves to no address"));
         }
@@ -105,6 +102,17 @@ impl Guard {
             return Err(refusal(&host, bad.ip()));
         }
         Ok(url)
+    }
+
+    /// Why webhooks may not reach the address `url` names, when it names one written out
+    /// (those never reach the resolver, which checks the names); `None` for a name.
+    pub fn refuse_literal(&self, url: &Url) -> Option<String> {
+        let ip = match url.host()? {
+            Host::Ipv4(a) => IpAddr::V4(a),
+            Host::Ipv6(a) => IpAddr::V6(a),
+            Host::Domain(_) => return None,
+        };
+        (!self.permits(ip)).then(|| refusal(&ip.to_string(), ip))
     }
 }
 
