@@ -327,10 +327,6 @@ async fn attempt(
         response: None,
         error: None,
     };
-    let retry_or_fail = |at: Option<i64>| match at {
-        Some(at_ms) => Verdict::Retry { at_ms },
-        None => Verdict::Failed,
-    };
     let Some(event) = &claimed.event else {
         record.error = Some("the event is no longer stored".into());
         return Finished {
@@ -341,10 +337,18 @@ async fn attempt(
     let outcome = send(http, guard, endpoint, event).await;
     record.latency_ms = started.elapsed().as_millis() as i64;
     let now = now_ms();
+    // A failure is tried again per the schedule (sooner or later as `Retry-After` says), or is
+    // `failed` once the schedule is used up.
+    let again = |wait: Option<Duration>| match next_attempt(schedule, made, now) {
+        None => Verdict::Failed,
+        Some(at_ms) => Verdict::Retry {
+            at_ms: wait.map_or(at_ms, |w| now + w.as_millis() as i64),
+        },
+    };
     let verdict = match outcome {
         Err(why) => {
             record.error = Some(why);
-            retry_or_fail(next_attempt(schedule, made, now))
+            again(None)
         }
         Ok((status, wait, body)) => {
             record.status_code = Some(i64::from(status));
@@ -352,13 +356,8 @@ async fn attempt(
             match status {
                 200..=299 => Verdict::Delivered,
                 410 => Verdict::Gone,
-                429 | 503 => match (wait, next_attempt(schedule, made, now)) {
-                    (Some(w), Some(_)) => Verdict::Retry {
-                        at_ms: now + w.as_millis() as i64,
-                    },
-                    (_, at) => retry_or_fail(at),
-                },
-                _ => retry_or_fail(next_attempt(schedule, made, now)),
+                429 | 503 => again(wait),
+                _ => again(None),
             }
         }
     };
@@ -381,8 +380,9 @@ async fn send(
         return Err(why);
     }
     let body = event.to_json().into_bytes();
-    let timestamp = now_ms() / 1000;
-    let signature = sign::signatures(endpoint.secrets_at(now_ms()), &event.id, timestamp, &body);
+    let now = now_ms();
+    let timestamp = now / 1000;
+    let signature = sign::signatures(endpoint.secrets_at(now), &event.id, timestamp, &body);
     let resp = http
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
