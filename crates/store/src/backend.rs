@@ -232,6 +232,32 @@ pub trait Queries {
     fn audit(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
 }
 
+/// Makes an admin change and writes its audit entry in one transaction, on a pooled
+/// connection. `change` answers whether it found what it changes; when it did not, nothing is
+/// written and the answer is `missed()`.
+pub(crate) async fn audited<B, F, E>(
+    backend: &B,
+    audit: AuditRow,
+    change: F,
+    missed: E,
+) -> StoreResult<()>
+where
+    B: Backend,
+    F: FnOnce(&mut B::Queries) -> StoreResult<bool> + Send + 'static,
+    E: FnOnce() -> StoreError + Send + 'static,
+{
+    backend
+        .query(move |q| {
+            in_transaction(q, |q| {
+                if !change(q)? {
+                    return Err(missed());
+                }
+                q.append_audit(&audit)
+            })
+        })
+        .await
+}
+
 /// Runs `f` inside one transaction on `q`: all of it commits, or none of it.
 pub fn in_transaction<Q: Queries, R>(
     q: &mut Q,
@@ -422,28 +448,26 @@ impl<B: Backend> Store for B {
                     "rate_limit": app.rate_limit }),
         );
         let audit = AuditRow::of(&note, by, app.created_ms);
-        self.query(move |q| {
-            in_transaction(q, |q| {
-                if !q.insert_app(&row)? {
-                    return Err(app_exists(&row.app_key));
-                }
-                q.append_audit(&audit)
-            })
-        })
+        let key = app.app_key.clone();
+        audited(
+            self,
+            audit,
+            move |q| q.insert_app(&row),
+            move || app_exists(&key),
+        )
         .await
     }
 
     async fn update_app(&self, app: &App, note: &AuditNote, by: &Actor) -> Result<(), StoreError> {
         let row = sealed_row(self.secrets(), app);
         let audit = AuditRow::of(note, by, app.updated_ms);
-        self.query(move |q| {
-            in_transaction(q, |q| {
-                if !q.update_app(&row)? {
-                    return Err(no_app(&row.app_key));
-                }
-                q.append_audit(&audit)
-            })
-        })
+        let key = app.app_key.clone();
+        audited(
+            self,
+            audit,
+            move |q| q.update_app(&row),
+            move || no_app(&key),
+        )
         .await
     }
 
@@ -451,14 +475,13 @@ impl<B: Backend> Store for B {
         let row = TokenRow::of(token);
         let note = AuditNote::new("token.create", &token.name, json!({ "role": token.role }));
         let audit = AuditRow::of(&note, by, token.created_ms);
-        self.query(move |q| {
-            in_transaction(q, |q| {
-                if !q.insert_token(&row)? {
-                    return Err(token_exists(&row.name));
-                }
-                q.append_audit(&audit)
-            })
-        })
+        let name = token.name.clone();
+        audited(
+            self,
+            audit,
+            move |q| q.insert_token(&row),
+            move || token_exists(&name),
+        )
         .await
     }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::backend::{in_transaction, Backend, Queries};
+use crate::backend::{audited, in_transaction, Backend, Queries};
 use crate::model::secrets_at;
 use crate::rows::{list_to_json, rfc3339_ms, unreadable, AuditRow, EventRow};
 use crate::secrets::SecretBox;
@@ -531,17 +531,13 @@ where
             json!({ "url": e.url, "types": e.types, "description": e.description }),
         );
         let audit = AuditRow::of(&note, by, e.created_ms);
-        self.query(move |q| {
-            in_transaction(q, |q| {
-                row.cursor_seq = q.latest_event_seq()?;
-                if !q.insert_endpoint(&row)? {
-                    return Err(StoreError::Invalid(format!(
-                        "endpoint `{}` already exists",
-                        row.id
-                    )));
-                }
-                q.append_audit(&audit)
-            })
+        let id = e.id.clone();
+        let insert = move |q: &mut B::Queries| {
+            row.cursor_seq = q.latest_event_seq()?;
+            q.insert_endpoint(&row)
+        };
+        audited(self, audit, insert, move || {
+            StoreError::Invalid(format!("endpoint `{id}` already exists"))
         })
         .await
     }
@@ -549,14 +545,13 @@ where
     async fn update_endpoint(&self, e: &Endpoint, note: &AuditNote, by: &Actor) -> StoreResult<()> {
         let row = EndpointRow::sealed(e, self.secrets());
         let audit = AuditRow::of(note, by, e.updated_ms);
-        self.query(move |q| {
-            in_transaction(q, |q| {
-                if !q.update_endpoint(&row)? {
-                    return Err(no_endpoint(&row.id));
-                }
-                q.append_audit(&audit)
-            })
-        })
+        let id = e.id.clone();
+        audited(
+            self,
+            audit,
+            move |q| q.update_endpoint(&row),
+            move || no_endpoint(&id),
+        )
         .await
     }
 
@@ -566,15 +561,13 @@ where
             by,
             now_ms(),
         );
-        let id = id.to_string();
-        self.query(move |q| {
-            in_transaction(q, |q| {
-                if !q.delete_endpoint(&id)? {
-                    return Err(no_endpoint(&id));
-                }
-                q.append_audit(&audit)
-            })
-        })
+        let (id, missing) = (id.to_string(), id.to_string());
+        audited(
+            self,
+            audit,
+            move |q| q.delete_endpoint(&id),
+            move || no_endpoint(&missing),
+        )
         .await
     }
 
