@@ -411,11 +411,7 @@ impl<B: Backend> Store for B {
             in_transaction(q, |q| {
                 let mut sealed = 0;
                 for row in q.apps()? {
-                    let current = b.is_current(&row.secret)
-                        && row
-                            .previous_secret
-                            .as_deref()
-                            .is_none_or(|s| b.is_current(s));
+                    let current = b.pair_is_current(&row.secret, row.previous_secret.as_deref());
                     if !current {
                         let app = opened_app(Some(&b), row)?;
                         q.update_app(&sealed_row(Some(&b), &app))?;

@@ -130,11 +130,7 @@ impl EndpointRow {
 pub(crate) fn reseal_endpoints(q: &mut dyn DeliveryRows, b: &SecretBox) -> StoreResult<usize> {
     let mut n = 0;
     for row in q.endpoints()? {
-        let current = b.is_current(&row.secret)
-            && row
-                .previous_secret
-                .as_deref()
-                .is_none_or(|s| b.is_current(s));
+        let current = b.pair_is_current(&row.secret, row.previous_secret.as_deref());
         if !current {
             let endpoint = row.opened(Some(b))?;
             q.update_endpoint(&EndpointRow::sealed(&endpoint, Some(b)))?;

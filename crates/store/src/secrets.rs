@@ -172,6 +172,12 @@ impl SecretBox {
             .is_ok()
     }
 
+    /// Whether a secret and its previous one (during a rotation's grace) are both sealed under
+    /// the key that seals now: what `Store::seal_secrets` leaves alone.
+    pub fn pair_is_current(&self, secret: &str, previous: Option<&str>) -> bool {
+        self.is_current(secret) && previous.is_none_or(|s| self.is_current(s))
+    }
+
     /// Whether a stored value is sealed.
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(PREFIX)
