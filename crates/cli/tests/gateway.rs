@@ -277,17 +277,7 @@ fn a_data_directory_without_a_database_is_refused_unless_init_creates_one() {
 fn out_of_file_descriptors_the_gateway_backs_off_and_serves_again_once_idle_sockets_close() {
     use std::time::{Duration, Instant};
     // The gateway under a limit of 64 open files, of which idle sockets take the rest.
-    let mut cmd = Command::new("sh");
-    cmd.args([
-        "-c",
-        "ulimit -n 64 && exec \"$0\" \"$@\"",
-        env!("CARGO_BIN_EXE_loanwire"),
-    ]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LOANWIRE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let cmd = bin_after("ulimit -n 64");
     let dir = tempfile::tempdir().unwrap();
     let g = start_cmd(cmd, dir.path(), &[("LOANWIRE_HEADER_TIMEOUT_SECS", "1")]);
     let addr = g
@@ -527,17 +517,7 @@ fn files_are_private_whatever_the_umask_and_the_sandbox_stays_a_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // A gateway started under the most permissive umask.
-    let mut cmd = Command::new("sh");
-    cmd.args([
-        "-c",
-        "umask 000 && exec \"$0\" \"$@\"",
-        env!("CARGO_BIN_EXE_loanwire"),
-    ]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LOANWIRE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let cmd = bin_after("umask 000");
     let mut g = start_cmd(cmd, &data, &[]);
     send_callback(&g, "P-mode");
     let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;

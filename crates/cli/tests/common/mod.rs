@@ -20,7 +20,23 @@ impl Drop for Gateway {
 }
 
 pub fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_loanwire"));
+    without_loanwire_env(Command::new(env!("CARGO_BIN_EXE_loanwire")))
+}
+
+/// The binary run by `sh` after `setup` (`ulimit -n 64`, `umask 000`): a limit the test sets
+/// for the gateway alone.
+pub fn bin_after(setup: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.args([
+        "-c",
+        &format!("{setup} && exec \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_loanwire"),
+    ]);
+    without_loanwire_env(c)
+}
+
+/// The test's own `LOANWIRE_*` settings are not the gateway's.
+fn without_loanwire_env(mut c: Command) -> Command {
     for (k, _) in std::env::vars() {
         if k.starts_with("LOANWIRE_") {
             c.env_remove(k);
