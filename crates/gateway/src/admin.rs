@@ -182,6 +182,7 @@ async fn inbox(
         method: p.method,
         outcome,
         before_id: p.before,
+        after_id: None,
         limit,
     };
     let records = state.store.inbox(&query).await?;

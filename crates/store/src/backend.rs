@@ -19,6 +19,7 @@ use loanwire_top::time::now_ms;
 use serde_json::json;
 
 use crate::delivery::DeliveryRows;
+use crate::reports::ReportRows;
 use crate::rows::{
     app_exists, flag_to_json, no_app, token_exists, AppRow, AuditRow, EventRow, IdempotencyRow,
     InboxRow, LoanRow, LoanSnapshot, ProcessRow, ProcessSnapshot, TokenRow,
@@ -185,6 +186,9 @@ pub fn inbox_query_sql(q: &InboxQuery, placeholder: fn(usize) -> String) -> (Str
     if let Some(before) = q.before_id {
         filter("id", "<", SqlArg::Int(before));
     }
+    if let Some(after) = q.after_id {
+        filter("id", ">", SqlArg::Int(after));
+    }
     args.push(SqlArg::Int(i64::from(
         q.limit.clamp(1, InboxQuery::MAX_LIMIT),
     )));
@@ -296,10 +300,15 @@ pub fn event_limit(q: &EventQuery) -> i64 {
     i64::from(q.limit.clamp(1, EventQuery::MAX_LIMIT))
 }
 
+/// The bookkeeping a backend writes off the calls' path (deliveries, the report's counts).
+pub trait WriteRows: DeliveryRows + ReportRows {}
+
+impl<T: DeliveryRows + ReportRows> WriteRows for T {}
+
 /// How work reaches a backend's threads.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    type Queries: Queries + DeliveryRows;
+    type Queries: Queries + DeliveryRows + ReportRows;
 
     /// Hands a unit of work to the writer; answers once it is durably committed.
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError>;
@@ -316,7 +325,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn write_rows<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnMut(&mut dyn DeliveryRows) -> StoreResult<R> + Send + 'static,
+        F: FnMut(&mut dyn WriteRows) -> StoreResult<R> + Send + 'static,
     {
         let mut f = f;
         self.query(move |q| in_transaction(q, |q| f(q))).await
@@ -516,8 +525,18 @@ impl<B: Backend> Store for B {
 
     async fn loan_view(&self, loan_apply_no: &str) -> Result<Option<LoanView>, StoreError> {
         let no = loan_apply_no.to_string();
-        self.query(move |r| r.loan(&no)?.map(LoanSnapshot::into_view).transpose())
-            .await
+        self.query(move |r| {
+            let Some(snapshot) = r.loan(&no)? else {
+                return Ok(None);
+            };
+            let resolutions = r.audit(&AuditQuery {
+                target: Some(crate::reports::loan_target(&no)),
+                limit: AuditQuery::MAX_LIMIT,
+                ..AuditQuery::default()
+            })?;
+            snapshot.into_view(resolutions).map(Some)
+        })
+        .await
     }
 
     async fn process_view(&self, key: &ProcessKey) -> Result<Option<ProcessView>, StoreError> {

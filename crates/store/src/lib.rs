@@ -10,6 +10,7 @@ pub mod backend;
 pub mod delivery;
 pub mod model;
 pub mod postgres;
+pub mod reports;
 pub mod rows;
 pub mod secrets;
 pub mod sqlite;
@@ -82,7 +83,7 @@ pub trait Tx {
 }
 
 #[async_trait]
-pub trait Store: delivery::DeliveryStore + Send + Sync + 'static {
+pub trait Store: delivery::DeliveryStore + reports::ReportStore + Send + Sync + 'static {
     /// Runs one unit of work durably: when this returns `Ok`, it is committed to disk.
     async fn transact(&self, work: Work) -> Result<Recorded, StoreError>;
 

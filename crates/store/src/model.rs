@@ -130,6 +130,8 @@ pub struct InboxQuery {
     pub outcome: Option<Outcome>,
     /// Pagination: only records older than this id.
     pub before_id: Option<i64>,
+    /// Only records newer than this id (a time range turned into ids).
+    pub after_id: Option<i64>,
     /// At most [`InboxQuery::MAX_LIMIT`].
     pub limit: u32,
 }
@@ -175,6 +177,39 @@ impl From<&InboxRecord> for HistoryEntry {
     }
 }
 
+/// An operator's resolution of a loan note's flags (SPEC 4.2), as its history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Resolution {
+    /// When (GMT+8).
+    pub at: String,
+    /// Who: the operator token's name, or `cli:<user>`.
+    pub by: String,
+    /// From where: the caller's address, or `cli`.
+    pub source: String,
+    pub note: String,
+    /// The flags it resolved.
+    #[schema(value_type = Vec<Object>)]
+    pub resolved: Value,
+}
+
+/// One entry of a loan note's history: a call about it, or a resolution of its flags.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TimelineEntry {
+    Call(HistoryEntry),
+    Resolution(Resolution),
+}
+
+impl TimelineEntry {
+    /// The call, when the entry is one.
+    pub fn call(&self) -> Option<&HistoryEntry> {
+        match self {
+            TimelineEntry::Call(c) => Some(c),
+            TimelineEntry::Resolution(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct LoanView {
     pub loan_apply_no: String,
@@ -189,7 +224,8 @@ pub struct LoanView {
     pub reconciliation_reasons: Vec<Flag>,
     pub created_at: String,
     pub updated_at: String,
-    pub history: Vec<HistoryEntry>,
+    /// Calls about the loan note and resolutions of its flags, oldest first.
+    pub history: Vec<TimelineEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

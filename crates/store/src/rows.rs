@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::{
     Actor, App, AuditEntry, AuditNote, Event, HistoryEntry, InboxRecord, LoanView, ProcessView,
-    Role, StoreError, Token,
+    Resolution, Role, StoreError, TimelineEntry, Token,
 };
 
 /// A stored value that does not read back as what was written: the database was changed
@@ -196,7 +196,7 @@ pub fn flag_to_json(f: &Flag) -> String {
     serde_json::to_string(f).expect("flags serialize")
 }
 
-fn flag_from_json(s: &str) -> Result<Flag, StoreError> {
+pub(crate) fn flag_from_json(s: &str) -> Result<Flag, StoreError> {
     serde_json::from_str(s).map_err(|e| unreadable("flag", e))
 }
 
@@ -292,7 +292,8 @@ pub struct LoanSnapshot {
 }
 
 impl LoanSnapshot {
-    pub fn into_view(self) -> Result<LoanView, StoreError> {
+    /// The view, with the loan note's resolutions (audit rows) placed among its calls by time.
+    pub fn into_view(self, resolutions: Vec<AuditRow>) -> Result<LoanView, StoreError> {
         let reasons = self
             .flags
             .iter()
@@ -310,9 +311,34 @@ impl LoanSnapshot {
             reconciliation_reasons: reasons,
             created_at: format_ms(self.created_ms),
             updated_at: format_ms(self.updated_ms),
-            history: history(self.history),
+            history: timeline(self.history, resolutions),
         })
     }
+}
+
+fn timeline(calls: Vec<InboxRow>, mut resolutions: Vec<AuditRow>) -> Vec<TimelineEntry> {
+    resolutions.sort_by_key(|a| (a.at_ms, a.id));
+    let mut resolutions = resolutions.into_iter().peekable();
+    let mut entries = Vec::with_capacity(calls.len() + resolutions.len());
+    for call in calls {
+        while let Some(r) = resolutions.next_if(|r| r.at_ms < call.received_ms) {
+            entries.push(resolution(r));
+        }
+        entries.push(TimelineEntry::Call(HistoryEntry::from(&call.into_record())));
+    }
+    entries.extend(resolutions.map(resolution));
+    entries
+}
+
+fn resolution(a: AuditRow) -> TimelineEntry {
+    let detail: Value = serde_json::from_str(&a.detail).unwrap_or_default();
+    TimelineEntry::Resolution(Resolution {
+        at: format_ms(a.at_ms),
+        by: a.actor,
+        source: a.source,
+        note: detail["note"].as_str().unwrap_or_default().to_string(),
+        resolved: detail["resolved"].clone(),
+    })
 }
 
 /// A process with its history, read in one snapshot.

@@ -167,9 +167,10 @@ on_both_backends! {
         assert_eq!(view.reconciliation_reasons, vec![flag]);
         assert_eq!(view.last_change_time, "2024-01-02 03:04:05");
         assert_eq!(view.history.len(), 1);
-        assert_eq!(view.history[0].request_id, "R1");
-        assert_eq!(view.history[0].error_code, Some(50));
-        assert_eq!(view.history[0].detail["after_status"], "OVERDUE");
+        let call = view.history[0].call().expect("a call");
+        assert_eq!(call.request_id, "R1");
+        assert_eq!(call.error_code, Some(50));
+        assert_eq!(call.detail["after_status"], "OVERDUE");
         let view = store.process_view(&p.key).await.unwrap().expect("the process");
         assert_eq!(view.fund_products, p.fund_products);
         assert_eq!(view.submit_time.as_deref(), Some("2025-01-17 16:00:00"));
@@ -371,5 +372,135 @@ on_both_backends! {
         }));
         store.transact(unit("F2".into(), End::Ok)).await.unwrap();
         store.ping().await.unwrap();
+    }
+
+    async fn calls_are_counted_per_minute_with_their_id_range_and_rejections_add_up(db) {
+        let store = db.open().unwrap();
+        // A whole minute (a multiple of 60,000 ms).
+        let minute = 1_700_000_040_000_i64;
+        for (i, (offset, outcome, code)) in [
+            (1_000, Outcome::Applied, None),
+            (2_000, Outcome::Applied, None),
+            (3_000, Outcome::Refused, Some(41)),
+            (61_000, Outcome::Applied, None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let e = InboxEntry {
+                received_ms: minute + offset,
+                outcome,
+                error_code: code,
+                ..entry(&format!("c{i}"))
+            };
+            store
+                .transact(Box::new(move |tx| {
+                    let inbox_id = tx.append_inbox(&e)?;
+                    Ok(Recorded { outcome, response: "r".into(), inbox_id })
+                }))
+                .await
+                .unwrap();
+        }
+        let mut rejected = std::collections::BTreeMap::new();
+        rejected.insert((minute + 5_000, "app".to_string(), "25".to_string()), 3);
+        let far = minute + 3_600_000;
+        let n = store
+            .roll_up(loanwire_store::reports::rejections(&rejected), far)
+            .await
+            .unwrap();
+        assert_eq!(n, 4, "every inbox row counted");
+        assert_eq!(store.roll_up(Vec::new(), far).await.unwrap(), 0, "and only once");
+        store
+            .roll_up(loanwire_store::reports::rejections(&rejected), far)
+            .await
+            .unwrap();
+        let counts = store.minutes(minute, minute + 120_000).await.unwrap();
+        let get = |m: i64, o: &str, c: &str| {
+            counts
+                .iter()
+                .find(|x| x.minute_ms == m && x.outcome == o && x.code == c)
+                .map(|x| x.n)
+        };
+        assert_eq!(get(minute, "applied", ""), Some(2));
+        assert_eq!(get(minute, "refused", "41"), Some(1));
+        assert_eq!(get(minute + 60_000, "applied", ""), Some(1));
+        assert_eq!(get(minute, "rejected", "25"), Some(6), "rejections add up");
+        let (after, before) = store.id_range(minute + 60_000, minute + 120_000).await.unwrap();
+        let fourth = store.inbox_call("c3").await.unwrap().unwrap().id;
+        assert_eq!((after, before), (Some(fourth - 1), Some(fourth + 1)));
+        store.prune_reports(minute + 60_000, far).await.unwrap();
+        assert_eq!(store.minutes(0, far).await.unwrap().len(), 1, "the older minute is gone");
+    }
+
+    async fn a_resolution_clears_the_flag_keeps_its_record_and_is_audited(db) {
+        let store = db.open().unwrap();
+        let loan = LoanState {
+            loan_apply_no: "FR1".into(),
+            status: "CLEARED".into(),
+            app_key: "app".into(),
+            customer_id: None,
+            institution_loan_no: None,
+            last_change_time: at("2024-01-02 03:04:05"),
+            needs_reconciliation: true,
+        };
+        let flag = Flag {
+            kind: FlagKind::Gap,
+            expected_status: "NORMAL".into(),
+            reported_status: "OVERDUE".into(),
+            after_status: "CLEARED".into(),
+            request_id: "R9".into(),
+            change_time: at("2024-01-02 03:04:05"),
+        };
+        let (l, f) = (loan.clone(), flag.clone());
+        store
+            .transact(Box::new(move |tx| {
+                tx.put_loan(&l, std::slice::from_ref(&f), 1_000)?;
+                let inbox_id = tx.append_inbox(&entry("call-r"))?;
+                Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
+            }))
+            .await
+            .unwrap();
+        let flagged = store.flagged_loans(None, 10).await.unwrap();
+        assert_eq!(flagged.len(), 1);
+        assert_eq!(flagged[0].flags, vec![flag.clone()]);
+        let by = Actor { name: "ops".into(), source: "10.0.0.1".into() };
+        assert_eq!(store.resolve_loan("FR1", "checked", &by).await.unwrap(), 1);
+        assert!(store.flagged_loans(None, 10).await.unwrap().is_empty());
+        let view = store.loan_view("FR1").await.unwrap().unwrap();
+        assert!(!view.needs_reconciliation && view.reconciliation_reasons.is_empty());
+        let e = store.resolve_loan("FR1", "again", &by).await.unwrap_err();
+        assert!(e.to_string().contains("not flagged"), "{e}");
+        let e = store.resolve_loan("NONE", "x", &by).await.unwrap_err();
+        assert!(e.to_string().starts_with("no loan note"), "{e}");
+        let audit = store
+            .audit(&AuditQuery { target: Some("loan:FR1".into()), limit: 10, ..AuditQuery::default() })
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!((audit[0].actor.as_str(), audit[0].source.as_str()), ("ops", "10.0.0.1"));
+        assert_eq!(audit[0].detail["resolved"][0]["kind"], "GAP");
+    }
+
+    async fn a_console_session_reads_back_and_ends(db) {
+        use loanwire_store::reports::SessionRow;
+        let store = db.open().unwrap();
+        let s = SessionRow {
+            id_hash: "h1".into(),
+            token_id: "t1".into(),
+            csrf: "c1".into(),
+            created_ms: 1,
+            expires_ms: 10,
+        };
+        store.create_session(&s).await.unwrap();
+        assert_eq!(store.session("h1").await.unwrap(), Some(s));
+        store.prune_reports(0, 10).await.unwrap();
+        assert_eq!(store.session("h1").await.unwrap(), None, "expired sessions are pruned");
+        store
+            .create_session(&SessionRow { id_hash: "h2".into(), expires_ms: i64::MAX, ..SessionRow {
+                id_hash: String::new(), token_id: "t".into(), csrf: "c".into(), created_ms: 0, expires_ms: 0 } })
+            .await
+            .unwrap();
+        store.end_session("h2").await.unwrap();
+        assert_eq!(store.session("h2").await.unwrap(), None);
     }
 }

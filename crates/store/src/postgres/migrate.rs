@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_events.sql"),
     include_str!("../../migrations/postgres/0003_operators.sql"),
     include_str!("../../migrations/postgres/0004_delivery.sql"),
+    include_str!("../../migrations/postgres/0005_console.sql"),
 ];
 
 /// Any number: all loanwire instances take the same advisory lock to migrate one at a time.

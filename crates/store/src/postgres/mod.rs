@@ -16,6 +16,7 @@ mod delivery;
 mod events;
 mod migrate;
 mod queries;
+mod reports;
 mod tx;
 mod writer;
 

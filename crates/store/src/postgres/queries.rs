@@ -166,7 +166,7 @@ impl Queries for Conn {
         };
         let flags = tx
             .query(
-                "SELECT flag FROM loan_flags WHERE loan_apply_no = $1 ORDER BY id",
+                "SELECT flag FROM loan_flags WHERE loan_apply_no = $1 AND resolved_ms IS NULL ORDER BY id",
                 &[&no],
             )
             .map_err(db_unavailable)?

@@ -11,6 +11,7 @@ mod checkpoint;
 mod delivery;
 pub mod files;
 mod queries;
+mod reports;
 mod subjects;
 mod tx;
 mod writer;
@@ -26,8 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use writer::{failed_error, Failure, Job, Msg, RowsWork, Unit, Writer};
 
+use crate::backend::WriteRows;
 use crate::backend::{check_schema_version, Backend, Shared};
-use crate::delivery::DeliveryRows;
 use crate::secrets::SecretBox;
 use crate::StoreResult;
 use crate::{BatchObserver, Recorded, StoreError, Work};
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_events.sql"),
     include_str!("../../migrations/sqlite/0004_operators.sql"),
     include_str!("../../migrations/sqlite/0005_delivery.sql"),
+    include_str!("../../migrations/sqlite/0006_console.sql"),
 ];
 
 pub const DB_FILE: &str = "loanwire.db";
@@ -263,7 +265,7 @@ impl Backend for SqliteStore {
     async fn write_rows<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnMut(&mut dyn DeliveryRows) -> StoreResult<R> + Send + 'static,
+        F: FnMut(&mut dyn WriteRows) -> StoreResult<R> + Send + 'static,
     {
         let slot: Arc<std::sync::Mutex<Option<R>>> = Arc::default();
         let put = slot.clone();

@@ -134,7 +134,7 @@ impl Queries for Connection {
             return Ok(None);
         };
         let flags = tx
-            .prepare_cached("SELECT flag FROM loan_flags WHERE loan_apply_no = ?1 ORDER BY id")?
+            .prepare_cached("SELECT flag FROM loan_flags WHERE loan_apply_no = ?1 AND resolved_ms IS NULL ORDER BY id")?
             .query_map(params![no], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let history = history(&tx, &loan::subject(no))?;

@@ -30,8 +30,8 @@ use super::checkpoint::{passive_checkpoint, Checkpointed};
 use super::files;
 use super::subjects;
 use super::tx::SqliteTx;
+use crate::backend::WriteRows;
 use crate::backend::{run_unit, CommitHealth};
-use crate::delivery::DeliveryRows;
 use crate::{BatchObserver, Recorded, StoreError, Work};
 use loanwire_domain::Outcome;
 
@@ -52,7 +52,7 @@ pub(super) enum Unit {
     Rows(RowsWork),
 }
 
-pub(super) type RowsWork = Box<dyn FnMut(&mut dyn DeliveryRows) -> Result<(), StoreError> + Send>;
+pub(super) type RowsWork = Box<dyn FnMut(&mut dyn WriteRows) -> Result<(), StoreError> + Send>;
 
 /// What a committed rows unit answers (its reply carries no call).
 fn rows_done() -> Recorded {
