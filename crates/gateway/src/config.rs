@@ -70,6 +70,29 @@ pub struct Config {
     pub domain: DomainConfig,
     /// The events every applied change produces (SPEC 3).
     pub events: EventsConfig,
+    /// The console and the reconciliation report (SPEC 4).
+    pub reports: ReportsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Hours a process may stay `IN_PROCESSING` before the report lists it as stuck.
+    pub stuck_after_hours: u64,
+    /// Days the per-minute call counts (the overview, the report's per-app figures) are kept.
+    pub counts_days: u32,
+    /// Hours a console sign-in lasts.
+    pub session_hours: u64,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            stuck_after_hours: 72,
+            counts_days: 8,
+            session_hours: 12,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +194,7 @@ impl Default for Config {
             sqlite_busy_timeout_ms: 5000,
             domain: DomainConfig::default(),
             events: EventsConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }
@@ -245,6 +269,9 @@ impl Config {
                 "LOANWIRE_APP_CACHE_MS" => self.app_cache_ms = num(&name, &v)?,
                 "LOANWIRE_MAX_BATCH" => self.max_batch = num(&name, &v)?,
                 "LOANWIRE_SQLITE_BUSY_TIMEOUT_MS" => self.sqlite_busy_timeout_ms = num(&name, &v)?,
+                "LOANWIRE_REPORTS_STUCK_AFTER_HOURS" => {
+                    self.reports.stuck_after_hours = num(&name, &v)?
+                }
                 "LOANWIRE_EVENTS_RETENTION_DAYS" => self.events.retention_days = num(&name, &v)?,
                 "LOANWIRE_EVENTS_ALLOWED_SUBNETS" => {
                     self.events.allowed_subnets = v
@@ -294,6 +321,14 @@ impl Config {
                 "max_params {} is below 8 (the system parameters alone)",
                 self.max_params
             ));
+        }
+        if self.reports.stuck_after_hours == 0 || self.reports.session_hours == 0 {
+            return bad(
+                "reports.stuck_after_hours and reports.session_hours must be positive".into(),
+            );
+        }
+        if self.reports.counts_days == 0 {
+            return bad("reports.counts_days must be positive".into());
         }
         if self.body_timeout_secs == 0 {
             return bad("body_timeout_secs must be positive".into());

@@ -7,6 +7,8 @@
 //! - [`operators`]: operator tokens and roles; [`keys`]: the master keys;
 //! - [`admin`]: the operators' read API; [`manage`]: apps and the audit over HTTP; [`feed`]: the event feed; [`openapi`]: their
 //!   OpenAPI document; [`ops`]: health and metrics;
+//! - [`reports`]: the reconciliation report, resolutions and the call counts behind it;
+//!   [`console`]: the operator console at `/console/`, HTML rendered here;
 //! - [`delivery`]: webhooks (endpoints, the dispatcher, the SSRF guard) and the NATS publisher;
 //! - [`startup`]: building and running the application from a [`config::Config`];
 //! - [`server`]: the HTTP loop, with every stage of a connection timed and their number capped.
@@ -15,6 +17,7 @@ pub mod admin;
 pub mod apis;
 pub mod apps;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod errors;
 pub mod feed;
@@ -24,6 +27,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod operators;
 pub mod ops;
+pub mod reports;
 pub mod rest;
 pub mod sandbox;
 pub mod server;

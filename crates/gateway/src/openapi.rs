@@ -12,7 +12,7 @@ use crate::state::AppState;
 #[openapi(
     info(
         title = "loanwire operators' API",
-        description = "Loan notes, processes, the call inbox, the event feed, partner apps and the admin audit of a loanwire gateway. Every route takes `Authorization: Bearer <token>`: an operator token (`loanwire token create`) or the bootstrap LOANWIRE_ADMIN_TOKEN. A `viewer` token reads; changes need an `operator` token (403 otherwise)."
+        description = "Loan notes, processes, the call inbox, the event feed, partner apps, webhook endpoints, the reconciliation report and the admin audit of a loanwire gateway. Every route takes `Authorization: Bearer <token>`: an operator token (`loanwire token create`) or the bootstrap LOANWIRE_ADMIN_TOKEN. A `viewer` token reads; changes need an `operator` token (403 otherwise)."
     ),
     paths(
         crate::admin::loan,
@@ -39,6 +39,8 @@ use crate::state::AppState;
         crate::delivery::api::deliveries,
         crate::delivery::api::delivery,
         crate::delivery::api::retry,
+        crate::reports::reconciliation,
+        crate::reports::resolve,
     ),
     modifiers(&Bearer)
 )]

@@ -88,6 +88,8 @@ pub fn gateway_actor() -> Actor {
 pub struct Operator {
     pub actor: Actor,
     pub role: Role,
+    /// The token signed in with: its id, or [`bootstrap_id`] for the bootstrap token.
+    pub token_id: String,
 }
 
 impl Operator {
@@ -130,6 +132,7 @@ pub async fn authenticate(
                     source,
                 },
                 role: Role::Operator,
+                token_id: bootstrap_id(bootstrap),
             });
         }
     }
@@ -153,7 +156,50 @@ pub async fn authenticate(
             source,
         },
         role: token.role,
+        token_id: token.id,
     })
+}
+
+/// How a session made with the bootstrap token names it: by a hash of the token, so that
+/// changing LOANWIRE_ADMIN_TOKEN ends its sessions.
+pub fn bootstrap_id(token: &str) -> String {
+    format!("{BOOTSTRAP}:{}", &hex::encode(hash(token))[..16])
+}
+
+/// The operator behind a console session's token, if the token still stands (not revoked; the
+/// bootstrap token unchanged).
+pub async fn of_session(
+    state: &AppState,
+    token_id: &str,
+    source: String,
+) -> Result<Option<Operator>, StoreError> {
+    if token_id.starts_with(BOOTSTRAP) {
+        let current = state.config.admin_token.as_deref().map(bootstrap_id);
+        return Ok((current.as_deref() == Some(token_id)).then(|| Operator {
+            actor: Actor {
+                name: BOOTSTRAP.into(),
+                source,
+            },
+            role: Role::Operator,
+            token_id: token_id.to_string(),
+        }));
+    }
+    let token = state.store.token(token_id).await?;
+    Ok(token.filter(|t| t.revoked_ms.is_none()).map(|t| Operator {
+        actor: Actor {
+            name: t.name,
+            source,
+        },
+        role: t.role,
+        token_id: t.id,
+    }))
+}
+
+/// The caller's address as the audit records it.
+pub fn source_of(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -170,11 +216,7 @@ impl FromRequestParts<AppState> for Operator {
         if given.is_empty() {
             return Err(unauthorized());
         }
-        let source = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-        authenticate(state, given, source).await
+        authenticate(state, given, source_of(&parts.extensions)).await
     }
 }
 

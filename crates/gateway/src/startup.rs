@@ -81,6 +81,7 @@ pub fn state(config: Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Ap
         config: Arc::new(config),
         store,
         metrics,
+        rejections: Arc::default(),
         stopping: Arc::new(tokio::sync::watch::channel(false).0),
     }
 }
@@ -92,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .merge(manage::routes())
         .merge(crate::delivery::api::routes())
         .merge(feed::routes())
+        .merge(crate::reports::routes())
+        .merge(crate::console::routes())
         .merge(openapi::routes())
         .merge(ops::routes())
         .with_state(state)
@@ -173,6 +176,12 @@ impl Application {
             self.state.store.clone(),
             cfg.events.retention_days,
         ));
+        let counter = tokio::spawn(crate::reports::roll_up_forever(
+            self.state.store.clone(),
+            self.state.rejections.clone(),
+            cfg.reports.counts_days,
+            self.state.stopping.subscribe(),
+        ));
         let owner = format!("gw-{}", ulid::Ulid::new());
         let dispatcher = tokio::spawn(
             crate::delivery::Dispatcher {
@@ -206,6 +215,7 @@ impl Application {
         // Attempts in flight finish and are recorded (each is bounded by its timeout), within
         // the grace; what is cut short is sent again (deliveries are at least once).
         let _ = tokio::time::timeout(grace, async {
+            let _ = counter.await;
             let _ = dispatcher.await;
             if let Some(p) = publisher {
                 let _ = p.await;

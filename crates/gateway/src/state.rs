@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Which addresses webhooks may reach.
     pub guard: Arc<crate::delivery::ssrf::Guard>,
+    /// Calls refused before authentication, counted until the next roll-up stores them.
+    pub rejections: Arc<crate::reports::Rejections>,
     /// Turns true when the gateway begins to stop: waiting requests answer at once.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -62,6 +64,18 @@ impl AppCache {
         }
         entries.insert(app_key.to_string(), (Instant::now(), app.clone()));
         Ok(app)
+    }
+}
+
+impl AppCache {
+    /// Whether the cache last found an app with this key (a rejected call's key is counted
+    /// under its own name only then).
+    pub fn known(&self, app_key: &str) -> bool {
+        self.entries
+            .read()
+            .expect("app cache")
+            .get(app_key)
+            .is_some_and(|(_, app)| app.is_some())
     }
 }
 

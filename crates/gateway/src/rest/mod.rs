@@ -235,6 +235,11 @@ pub fn respond(
 /// Counts, logs and sends the answer to a call refused before authentication.
 pub fn reject(state: &AppState, call: &Call, r: Rejected) -> Response {
     let err = r.error.with_request_id(&call.id);
+    let counted_as = match r.app_key.as_deref() {
+        Some(key) if state.apps.known(key) => key,
+        _ => crate::reports::UNKNOWN_APP,
+    };
+    state.rejections.count(counted_as, err.code);
     let latency = call.started.elapsed();
     state
         .metrics

@@ -27,6 +27,8 @@ mod protocol;
 mod read_api;
 #[path = "../api/receiver.rs"]
 mod receiver;
+#[path = "../api/reports.rs"]
+mod reports;
 #[path = "../api/webhooks.rs"]
 mod webhooks;
 
