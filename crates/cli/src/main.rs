@@ -40,8 +40,10 @@ enum Command {
     Endpoint(commands::endpoint::EndpointArgs),
     /// Try webhooks locally: `webhook listen` verifies and prints deliveries.
     Webhook(commands::webhook::WebhookArgs),
-    /// Read a loan note from a running gateway.
+    /// Read a loan note from a running gateway, or resolve its reconciliation flags.
     Loan(commands::show::LoanArgs),
+    /// Reports from a running gateway: `report reconciliation` (JSON or CSV).
+    Report(commands::show::ReportArgs),
     /// Read a credit/loan process from a running gateway.
     Process(commands::show::ProcessArgs),
     /// Read the call log (newest first) from a running gateway.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Endpoint(args) => commands::endpoint::run(args),
         Command::Webhook(args) => commands::webhook::run(args),
         Command::Loan(args) => commands::show::loan(args),
+        Command::Report(args) => commands::show::report(args),
         Command::Process(args) => commands::show::process(args),
         Command::Inbox(args) => commands::show::inbox(args),
         Command::Events(args) => commands::events::run(args),

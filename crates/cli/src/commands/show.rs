@@ -37,6 +37,64 @@ pub struct LoanArgs {
 enum LoanCommand {
     /// A loan note: status, identity, reconciliation flags and history.
     Show { loan_apply_no: String },
+    /// Resolve a loan note's reconciliation flags with a note (recorded in its history and in
+    /// the admin audit; needs an operator token).
+    Resolve {
+        loan_apply_no: String,
+        /// What was found and done.
+        #[arg(long)]
+        note: String,
+    },
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    conn: ReadConnection,
+    #[command(subcommand)]
+    command: ReportCommand,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Loan notes flagged for reconciliation, processes stuck IN_PROCESSING, and per-app
+    /// figures (calls, refused/stale/duplicate shares, signature failures, top error codes).
+    Reconciliation {
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Hours the per-app figures cover (1 to 720).
+        #[arg(long, default_value_t = 24)]
+        window_hours: u32,
+        /// Rows of each list (1 to 1000).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        /// The `next_flagged_before` of the previous page.
+        #[arg(long)]
+        flagged_before: Option<String>,
+    },
+}
+
+pub fn report(args: ReportArgs) -> ExitCode {
+    let ReportCommand::Reconciliation {
+        format,
+        window_hours,
+        limit,
+        flagged_before,
+    } = args.command;
+    let mut query = vec![
+        ("format", format),
+        ("window_hours", window_hours.to_string()),
+        ("limit", limit.to_string()),
+    ];
+    if let Some(c) = flagged_before {
+        query.push(("flagged_before", c));
+    }
+    get(
+        &args.conn,
+        &["api", "v1", "reports", "reconciliation"],
+        &query,
+    )
 }
 
 #[derive(Args)]
@@ -102,8 +160,21 @@ pub fn audit(args: AuditArgs) -> ExitCode {
 }
 
 pub fn loan(args: LoanArgs) -> ExitCode {
-    let LoanCommand::Show { loan_apply_no } = args.command;
-    get(&args.conn, &["api", "v1", "loans", &loan_apply_no], &[])
+    match args.command {
+        LoanCommand::Show { loan_apply_no } => {
+            get(&args.conn, &["api", "v1", "loans", &loan_apply_no], &[])
+        }
+        LoanCommand::Resolve {
+            loan_apply_no,
+            note,
+        } => send(
+            &args.conn,
+            reqwest::Method::POST,
+            &["api", "v1", "loans", &loan_apply_no, "resolve"],
+            &[],
+            Some(serde_json::json!({ "note": note })),
+        ),
+    }
 }
 
 pub fn process(args: ProcessArgs) -> ExitCode {
@@ -179,6 +250,17 @@ pub(crate) fn endpoint(
 }
 
 fn get(conn: &ReadConnection, segments: &[&str], query: &[(&str, String)]) -> ExitCode {
+    send(conn, reqwest::Method::GET, segments, query, None)
+}
+
+/// Calls the operators' API and prints the answer: JSON pretty, anything else (CSV) as is.
+fn send(
+    conn: &ReadConnection,
+    method: reqwest::Method,
+    segments: &[&str],
+    query: &[(&str, String)],
+    body: Option<serde_json::Value>,
+) -> ExitCode {
     let (url, token) = match endpoint(conn, segments, query) {
         Ok(e) => e,
         Err(code) => return code,
@@ -189,12 +271,13 @@ fn get(conn: &ReadConnection, segments: &[&str], query: &[(&str, String)]) -> Ex
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let resp = match reqwest::Client::new()
-            .get(url)
-            .bearer_auth(&token)
-            .send()
-            .await
-        {
+        let mut request = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(&token);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let resp = match request.send().await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -205,14 +288,15 @@ fn get(conn: &ReadConnection, segments: &[&str], query: &[(&str, String)]) -> Ex
         let body = resp.text().await.unwrap_or_default();
         let pretty = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or(body);
-        if status.is_success() {
-            println!("{pretty}");
-            ExitCode::SUCCESS
-        } else {
-            eprintln!("error: HTTP {status}: {pretty}");
-            ExitCode::FAILURE
+            .and_then(|v| serde_json::to_string_pretty(&v).ok());
+        match (status.is_success(), pretty) {
+            (true, Some(p)) => println!("{p}"),
+            (true, None) => print!("{body}"),
+            (false, p) => {
+                eprintln!("error: HTTP {status}: {}", p.unwrap_or(body));
+                return ExitCode::FAILURE;
+            }
         }
+        ExitCode::SUCCESS
     })
 }
