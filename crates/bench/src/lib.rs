@@ -5,6 +5,7 @@
 
 pub mod ceiling;
 pub mod chart;
+pub mod console;
 pub mod delivery;
 pub mod load;
 pub mod procs;

@@ -100,11 +100,11 @@ pub enum BenchError {
     Load(#[from] loanwire_client::ClientError),
 }
 
-fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BenchError + '_ {
+pub(crate) fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BenchError + '_ {
     move |e| BenchError::Setup(format!("{what}: {e}"))
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut rng = rand::rng();
     (0..bytes)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
@@ -112,7 +112,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Registers (or finds) the bench's app in the gateway's database, and seeds it.
-async fn prepare(
+pub(crate) async fn prepare(
     dir: &std::path::Path,
     database: Option<&str>,
     preload: u64,

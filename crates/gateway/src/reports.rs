@@ -264,7 +264,7 @@ pub async fn build(
         })
         .flatten();
     let stuck_before = now - stuck_after_hours as i64 * 3_600_000;
-    let stuck = store.stuck_processes(stuck_before, None, q.limit).await?;
+    let stuck = store.stuck_processes(stuck_before, q.limit).await?;
     let minutes = store.minutes(from, now + 60_000).await?;
     Ok(Report {
         generated_at: format_ms(now),
@@ -281,64 +281,65 @@ pub async fn build(
     })
 }
 
+/// The CSV's columns: each row fills those of its `section`.
+const CSV_COLUMNS: [&str; 14] = [
+    "section",
+    "key",
+    "app_key",
+    "status",
+    "flags",
+    "expected_status",
+    "reported_status",
+    "since",
+    "calls",
+    "refused_share",
+    "stale_share",
+    "duplicate_share",
+    "signature_failures",
+    "top_error_codes",
+];
+
+/// A CSV row with `cells` in their named columns and the others empty.
+fn csv_row(cells: &[(&str, &str)]) -> Vec<String> {
+    CSV_COLUMNS
+        .iter()
+        .map(|c| {
+            cells
+                .iter()
+                .find(|(name, _)| name == c)
+                .map_or_else(String::new, |(_, v)| v.to_string())
+        })
+        .collect()
+}
+
 /// The report as CSV: one row per flagged loan note, stuck process and app, told apart by
 /// `section`.
 pub fn to_csv(r: &Report) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "section",
-        "key",
-        "app_key",
-        "status",
-        "flags",
-        "expected_status",
-        "reported_status",
-        "since",
-        "calls",
-        "refused_share",
-        "stale_share",
-        "duplicate_share",
-        "signature_failures",
-        "top_error_codes",
-    ])?;
+    w.write_record(CSV_COLUMNS)?;
     for l in &r.flagged_loans {
         let kinds: Vec<&str> = l.flags.iter().map(|f| f.kind.as_str()).collect();
         let first = l.flags.first();
-        w.write_record([
-            "flagged_loan",
-            &l.loan_apply_no,
-            &l.app_key,
-            &l.status,
-            &kinds.join(" "),
-            first.map(|f| f.expected_status.as_str()).unwrap_or(""),
-            first.map(|f| f.reported_status.as_str()).unwrap_or(""),
-            &l.since,
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-        ])?;
+        w.write_record(csv_row(&[
+            ("section", "flagged_loan"),
+            ("key", &l.loan_apply_no),
+            ("app_key", &l.app_key),
+            ("status", &l.status),
+            ("flags", &kinds.join(" ")),
+            ("expected_status", first.map_or("", |f| &f.expected_status)),
+            ("reported_status", first.map_or("", |f| &f.reported_status)),
+            ("since", &l.since),
+        ]))?;
     }
     for p in &r.stuck_processes {
         let key = format!("{}/{}/{}", p.channel_id, p.process_type, p.process_no);
-        w.write_record([
-            "stuck_process",
-            &key,
-            &p.app_key,
-            &p.status,
-            "",
-            "",
-            "",
-            &p.since,
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-        ])?;
+        w.write_record(csv_row(&[
+            ("section", "stuck_process"),
+            ("key", &key),
+            ("app_key", &p.app_key),
+            ("status", &p.status),
+            ("since", &p.since),
+        ]))?;
     }
     for a in &r.apps {
         let codes: Vec<String> = a
@@ -346,25 +347,36 @@ pub fn to_csv(r: &Report) -> Result<String, csv::Error> {
             .iter()
             .map(|c| format!("{}:{}", c.code, c.n))
             .collect();
-        w.write_record([
-            "app",
-            &a.app_key,
-            &a.app_key,
-            "",
-            "",
-            "",
-            "",
-            "",
-            &a.calls.to_string(),
-            &a.refused_share.to_string(),
-            &a.stale_share.to_string(),
-            &a.duplicate_share.to_string(),
-            &a.signature_failures.to_string(),
-            &codes.join(" "),
-        ])?;
+        w.write_record(csv_row(&[
+            ("section", "app"),
+            ("key", &a.app_key),
+            ("app_key", &a.app_key),
+            ("calls", &a.calls.to_string()),
+            ("refused_share", &a.refused_share.to_string()),
+            ("stale_share", &a.stale_share.to_string()),
+            ("duplicate_share", &a.duplicate_share.to_string()),
+            ("signature_failures", &a.signature_failures.to_string()),
+            ("top_error_codes", &codes.join(" ")),
+        ]))?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8(bytes).expect("CSV of UTF-8 text"))
+}
+
+/// The report as a CSV download.
+pub fn csv_response(r: &Report) -> Result<Response, ApiError> {
+    let text = to_csv(r).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"reconciliation.csv\"",
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -448,19 +460,7 @@ async fn reconciliation(
     if !csv {
         return Ok(Json(report).into_response());
     }
-    let text =
-        to_csv(&report).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"reconciliation.csv\"",
-            ),
-        ],
-        text,
-    )
-        .into_response())
+    csv_response(&report)
 }
 
 /// A resolution's note.

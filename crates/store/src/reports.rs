@@ -112,6 +112,9 @@ pub enum Resolved {
     Flags(Vec<String>),
 }
 
+/// Where a page of flagged loan notes starts: below this `(updated_ms, loan_apply_no)`.
+pub type Cursor = Option<(i64, String)>;
+
 /// The report's SQL, in each backend's dialect.
 pub trait ReportRows {
     /// Inbox ids up to this one are counted in `call_minutes`.
@@ -133,19 +136,9 @@ pub trait ReportRows {
 
     /// Flagged loan notes, most recently changed first, below the `(updated_ms,
     /// loan_apply_no)` cursor.
-    fn flagged_loans(
-        &mut self,
-        before: Option<(i64, String)>,
-        limit: i64,
-    ) -> StoreResult<Vec<FlaggedRow>>;
-    /// Processes in `IN_PROCESSING` last changed before `changed_before_ms`, oldest first,
-    /// past the `updated_ms` cursor.
-    fn stuck_processes(
-        &mut self,
-        changed_before_ms: i64,
-        after_ms: Option<i64>,
-        limit: i64,
-    ) -> StoreResult<Vec<StuckProcess>>;
+    fn flagged_loans(&mut self, before: Cursor, limit: i64) -> StoreResult<Vec<FlaggedRow>>;
+    /// Processes in `IN_PROCESSING` last changed before `before_ms`, oldest first.
+    fn stuck_processes(&mut self, before_ms: i64, limit: i64) -> StoreResult<Vec<StuckProcess>>;
     /// Clears the loan note's flag and marks its open flags resolved at `at_ms`.
     fn resolve_loan(&mut self, loan_apply_no: &str, at_ms: i64) -> StoreResult<Resolved>;
 
@@ -265,17 +258,8 @@ pub trait ReportStore: Send + Sync {
     /// The inbox ids of `[from_ms, to_ms)` as far as the counts know them: `(after, before)`
     /// bounds for an inbox query.
     async fn id_range(&self, from_ms: i64, to_ms: i64) -> StoreResult<(Option<i64>, Option<i64>)>;
-    async fn flagged_loans(
-        &self,
-        before: Option<(i64, String)>,
-        limit: u32,
-    ) -> StoreResult<Vec<FlaggedLoan>>;
-    async fn stuck_processes(
-        &self,
-        changed_before_ms: i64,
-        after_ms: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<StuckProcess>>;
+    async fn flagged_loans(&self, before: Cursor, limit: u32) -> StoreResult<Vec<FlaggedLoan>>;
+    async fn stuck_processes(&self, before_ms: i64, limit: u32) -> StoreResult<Vec<StuckProcess>>;
     /// Resolves a flagged loan note with a note: clears its flag and records who resolved what
     /// in the admin audit (which the loan note's history shows), in one commit.
     async fn resolve_loan(&self, loan_apply_no: &str, note: &str, by: &Actor)
@@ -321,27 +305,16 @@ impl<B: Backend> ReportStore for B {
         Ok((after, before))
     }
 
-    async fn flagged_loans(
-        &self,
-        before: Option<(i64, String)>,
-        limit: u32,
-    ) -> StoreResult<Vec<FlaggedLoan>> {
+    async fn flagged_loans(&self, before: Cursor, limit: u32) -> StoreResult<Vec<FlaggedLoan>> {
         let rows = self
             .query(move |q| q.flagged_loans(before, i64::from(limit.clamp(1, 1000))))
             .await?;
         rows.into_iter().map(flagged).collect()
     }
 
-    async fn stuck_processes(
-        &self,
-        changed_before_ms: i64,
-        after_ms: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<StuckProcess>> {
-        self.query(move |q| {
-            q.stuck_processes(changed_before_ms, after_ms, i64::from(limit.clamp(1, 1000)))
-        })
-        .await
+    async fn stuck_processes(&self, before_ms: i64, limit: u32) -> StoreResult<Vec<StuckProcess>> {
+        self.query(move |q| q.stuck_processes(before_ms, i64::from(limit.clamp(1, 1000))))
+            .await
     }
 
     async fn resolve_loan(

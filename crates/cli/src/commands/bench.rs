@@ -24,6 +24,21 @@ enum BenchCommand {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Time the console's pages and the reconciliation report on a database holding `--preload`
+    /// loan notes and calls (1 % flagged).
+    Console {
+        #[arg(long, default_value_t = 1_000_000)]
+        preload: u64,
+        /// Requests per page.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// PostgreSQL instead of SQLite in a temporary directory.
+        #[arg(long, env = "LOANWIRE_DATABASE_URL")]
+        database: Option<String>,
+        /// Also write the timings as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Draw a chart (PNG) of throughput and p99 against connections from one or more JSON reports.
     Chart {
         /// Reports written by `loanwire bench --json`.
@@ -107,6 +122,35 @@ pub fn run(args: BenchArgs) -> ExitCode {
             crate::output::say(&format!("ceiling listening on http://{addr}/router/rest"));
             match loanwire_bench::ceiling::serve(listener).await {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Some(BenchCommand::Console {
+            preload,
+            rounds,
+            database,
+            json,
+        }) => runtime.block_on(async move {
+            let opts = loanwire_bench::console::ConsoleOptions {
+                exe: std::env::current_exe().expect("the running binary"),
+                database,
+                preload,
+                rounds,
+            };
+            match loanwire_bench::console::run(&opts, |m| eprintln!("{m}")).await {
+                Ok(times) => {
+                    if let Some(path) = json {
+                        let text = serde_json::to_string_pretty(&times).expect("serializes");
+                        if let Err(e) = std::fs::write(&path, text) {
+                            eprintln!("error: {}: {e}", path.display());
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE

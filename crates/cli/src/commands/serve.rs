@@ -161,6 +161,8 @@ Send a first callback from another terminal:
   {exe} call idle-loan-callback --user 3 --user-id 3 --status IN_PROCESSING --type CREDIT --process-no P001 --channel-id wzzx
   {exe} process show wzzx CREDIT P001
 
+The operator console: {url}/console/ (sign in with the admin token).
+
 This is a sandbox, not for production: its demo app's secret is printed above, and the demo app
 is refused whenever the gateway runs without --sandbox.
 ",

@@ -1,8 +1,6 @@
 //! Partner apps: the list, create (the secret shown once), disable/enable, rotate the secret
 //! with a grace period; grants and rate limits shown.
 
-use std::time::Duration;
-
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use loanwire_store::{App, Role};
@@ -137,15 +135,8 @@ pub async fn act(
             ))
         }
         "rotate" => {
-            let hours = p
-                .field("grace_hours")
-                .unwrap_or_else(|| "24".into())
-                .parse::<u64>()
-                .ok()
-                .filter(|h| *h <= 720)
-                .ok_or_else(|| bad_request("grace is 0 to 720 hours"))?;
-            let app =
-                apps::rotate_secret(store, &key, Duration::from_secs(hours * 3600), by).await?;
+            let grace = super::grace(&p)?;
+            let app = apps::rotate_secret(store, &key, grace, by).await?;
             secret_page(&p.signed, &app, "The secret is rotated.")
         }
         _ => Ok(super::not_found(format!("action `{what}`")).into_response()),

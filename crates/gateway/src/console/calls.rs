@@ -30,6 +30,9 @@ fn given(v: &Option<String>) -> Option<&str> {
 
 const PAGE: u32 = 50;
 
+/// The most inbox ids a method or outcome search walks for one page.
+const WINDOW: i64 = 20_000;
+
 /// What a call is about (its inbox `subject`), as a console link.
 pub fn subject_link(subject: &str) -> Option<(String, String)> {
     if let Some(no) = subject.strip_prefix("loan:") {
@@ -95,6 +98,32 @@ pub async fn search(State(state): State<AppState>, s: Signed, Query(q): Query<Se
             before_id = Some(0);
         }
     }
+    // Method and outcome have no index of their own (one per filter would be paid by every
+    // call): such a search walks at most WINDOW ids a page, and offers to go on below them.
+    let mut window_floor = None;
+    if given(&q.method).is_some() || outcome.is_some() {
+        let top = match before_id {
+            Some(b) => b,
+            None => {
+                let newest = InboxQuery {
+                    limit: 1,
+                    ..InboxQuery::default()
+                };
+                state
+                    .store
+                    .inbox(&newest)
+                    .await?
+                    .first()
+                    .map_or(0, |r| r.id)
+                    + 1
+            }
+        };
+        let floor = top - WINDOW;
+        if floor > 0 && after_id.is_none_or(|a| a < floor) {
+            after_id = Some(floor);
+            window_floor = Some(floor);
+        }
+    }
     let query = InboxQuery {
         app_key: given(&q.app).map(String::from),
         method: given(&q.method).map(String::from),
@@ -113,9 +142,11 @@ pub async fn search(State(state): State<AppState>, s: Signed, Query(q): Query<Se
             from.is_none_or(|f| ms >= f) && to.is_none_or(|t| ms < t)
         })
         .collect();
-    let next = (records.len() as u32 == PAGE)
-        .then(|| records.last().map(|r| r.id))
-        .flatten();
+    let next = match (records.len() as u32 == PAGE, window_floor) {
+        (true, _) => records.last().map(|r| r.id),
+        (false, Some(floor)) => Some(floor + 1),
+        (false, None) => None,
+    };
     let keep = |k: &str, v: &Option<String>| {
         given(v)
             .map(|v| format!("&{k}={}", enc(v)))
@@ -147,6 +178,7 @@ pub async fn search(State(state): State<AppState>, s: Signed, Query(q): Query<Se
             label { "to " input type="datetime-local" name="to" value=(value(&q.to)); }
             button #search type="submit" { "Search" }
         }
+        @if let Some(floor) = window_floor { p.hint { "Searched the " (WINDOW) " calls below id " (floor + WINDOW) "." } }
         @if records.is_empty() { p.empty { "No calls match." } } @else {
             table #calls {
                 thead { tr { th { "received (GMT+8)" } th { "request_id" } th { "app" } th { "method" } th { "outcome" } th { "code" } th { "about" } } }
@@ -160,8 +192,8 @@ pub async fn search(State(state): State<AppState>, s: Signed, Query(q): Query<Se
                     td { @if let Some((href, text)) = r.subject.as_deref().and_then(subject_link) { a href=(href) { (text) } } }
                 } } }
             }
-            @if let Some(n) = next { p { a #next-page href={ "/console/calls?before=" (n) (filters) } { "Older calls →" } } }
         }
+        @if let Some(n) = next { p { a #next-page href={ "/console/calls?before=" (n) (filters) } { "Older calls →" } } }
     };
     layout(&s, "calls", "Calls", None, content)
 }

@@ -1,8 +1,6 @@
 //! Webhook endpoints: add, disable/enable, rotate the secret, recover since a time; each one's
 //! deliveries with their attempts, and retry.
 
-use std::time::Duration;
-
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use loanwire_store::delivery::{DeliveryStatus, Endpoint};
@@ -195,15 +193,8 @@ pub async fn act(
             Ok(see_other(&back, &format!("The endpoint is {what}d.")))
         }
         "rotate" => {
-            let hours = p
-                .field("grace_hours")
-                .unwrap_or_else(|| "24".into())
-                .parse::<u64>()
-                .ok()
-                .filter(|h| *h <= 720)
-                .ok_or_else(|| bad_request("grace is 0 to 720 hours"))?;
-            let e =
-                endpoints::rotate_secret(store, &id, Duration::from_secs(hours * 3600), by).await?;
+            let grace = super::grace(&p)?;
+            let e = endpoints::rotate_secret(store, &id, grace, by).await?;
             secret_page(
                 &p.signed,
                 &e,

@@ -252,6 +252,18 @@ pub fn parse_local(text: &str) -> Result<i64, Failure> {
     Ok(parsed.and_utc().timestamp_millis() - 8 * 3_600_000)
 }
 
+/// The grace a rotation form asks for (`grace_hours`, 24 when left out, at most 30 days).
+pub fn grace(p: &Posted) -> Result<std::time::Duration, Failure> {
+    let hours = p
+        .field("grace_hours")
+        .unwrap_or_else(|| "24".into())
+        .parse::<u64>()
+        .ok()
+        .filter(|h| *h <= 720)
+        .ok_or_else(|| bad_request("grace is 0 to 720 hours"))?;
+    Ok(std::time::Duration::from_secs(hours * 3600))
+}
+
 /// SVG that [`chart`] rendered (its text escaped there), placed as is.
 pub fn raw(svg: String) -> Markup {
     PreEscaped(svg)

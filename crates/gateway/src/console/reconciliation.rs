@@ -2,14 +2,12 @@
 //! and as CSV for the signed-in operator.
 
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
 use loanwire_store::Role;
 use maud::html;
 use serde::Deserialize;
 
 use super::{enc, layout, may_change, Failure, Page, Signed};
-use crate::reports::{build, report_query, to_csv};
+use crate::reports::{build, csv_response, report_query};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -94,24 +92,9 @@ pub async fn csv(
     Query(q): Query<ReportQuery>,
 ) -> Result<axum::response::Response, Failure> {
     let query = report_query(q.window_hours, None, q.flagged_before)?;
-    let r = build(
-        state.store.as_ref(),
-        state.config.reports.stuck_after_hours,
-        &query,
-    )
-    .await
-    .map_err(crate::reports::refused)?;
-    let text = to_csv(&r)
-        .map_err(|e| Failure(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"reconciliation.csv\"",
-            ),
-        ],
-        text,
-    )
-        .into_response())
+    let stuck_after = state.config.reports.stuck_after_hours;
+    let r = build(state.store.as_ref(), stuck_after, &query)
+        .await
+        .map_err(crate::reports::refused)?;
+    Ok(csv_response(&r)?)
 }

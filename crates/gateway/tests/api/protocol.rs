@@ -760,8 +760,20 @@ async fn app_secrets_are_sealed_at_rest_and_plain_ones_from_before_are_sealed_at
         None => {
             // Everything written, copied into the database file: what is on disk is all there is.
             let db = rusqlite::Connection::open(dir.path().join("loanwire.db")).unwrap();
-            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .unwrap();
+            // The stopped gateway's threads may still hold the database for a moment: a
+            // checkpoint that could not finish says so (busy = 1); try again, bounded.
+            let mut done = false;
+            for _ in 0..100 {
+                let busy: i64 = db
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                    .unwrap();
+                if busy == 0 {
+                    done = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert!(done, "the WAL could not be checkpointed");
             drop(db);
             let dir = dir.path();
             let mut bytes = std::fs::read(dir.join("loanwire.db")).unwrap();

@@ -2,7 +2,7 @@
 
 use super::conn::{db_unavailable, Conn};
 use crate::reports::{
-    FlaggedRow, MinuteCount, ReportRows, Resolved, SessionRow, StuckProcess, TailRow,
+    Cursor, FlaggedRow, MinuteCount, ReportRows, Resolved, SessionRow, StuckProcess, TailRow,
 };
 use crate::StoreResult;
 use loanwire_top::time::format_ms;
@@ -120,11 +120,7 @@ impl ReportRows for Conn {
             .collect())
     }
 
-    fn flagged_loans(
-        &mut self,
-        before: Option<(i64, String)>,
-        limit: i64,
-    ) -> StoreResult<Vec<FlaggedRow>> {
+    fn flagged_loans(&mut self, before: Cursor, limit: i64) -> StoreResult<Vec<FlaggedRow>> {
         let (before_ms, before_no) = before.unzip();
         let client = self.client()?;
         let rows = client
@@ -136,45 +132,45 @@ impl ReportRows for Conn {
                 &[&before_ms, &before_no, &limit],
             )
             .map_err(db_unavailable)?;
-        let mut found = Vec::with_capacity(rows.len());
-        for r in rows {
-            let no: String = r.get(0);
-            let flags = client
-                .query(
-                    "SELECT flag FROM loan_flags WHERE loan_apply_no = $1 AND resolved_ms IS NULL
-                     ORDER BY id",
-                    &[&no],
-                )
-                .map_err(db_unavailable)?
-                .iter()
-                .map(|f| f.get(0))
-                .collect();
-            found.push(FlaggedRow {
-                loan_apply_no: no,
+        let mut found: Vec<FlaggedRow> = rows
+            .iter()
+            .map(|r| FlaggedRow {
+                loan_apply_no: r.get(0),
                 status: r.get(1),
                 app_key: r.get(2),
                 updated_ms: r.get(3),
-                flags,
-            });
+                flags: Vec::new(),
+            })
+            .collect();
+        // The page's open flags in one round trip, not one per loan note.
+        let numbers: Vec<&str> = found.iter().map(|f| f.loan_apply_no.as_str()).collect();
+        let flags = client
+            .query(
+                "SELECT loan_apply_no, flag FROM loan_flags
+                 WHERE loan_apply_no = ANY($1) AND resolved_ms IS NULL ORDER BY id",
+                &[&numbers],
+            )
+            .map_err(db_unavailable)?;
+        let mut by_loan: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for f in flags {
+            by_loan.entry(f.get(0)).or_default().push(f.get(1));
+        }
+        for row in &mut found {
+            row.flags = by_loan.remove(&row.loan_apply_no).unwrap_or_default();
         }
         Ok(found)
     }
 
-    fn stuck_processes(
-        &mut self,
-        changed_before_ms: i64,
-        after_ms: Option<i64>,
-        limit: i64,
-    ) -> StoreResult<Vec<StuckProcess>> {
+    fn stuck_processes(&mut self, before_ms: i64, limit: i64) -> StoreResult<Vec<StuckProcess>> {
         let rows = self
             .client()?
             .query(
                 "SELECT channel_id, process_type, process_no, status, app_key, updated_ms
                  FROM processes
                  WHERE status = 'IN_PROCESSING' AND updated_ms < $1
-                   AND ($2::BIGINT IS NULL OR updated_ms > $2)
-                 ORDER BY updated_ms LIMIT $3",
-                &[&changed_before_ms, &after_ms, &limit],
+                 ORDER BY updated_ms LIMIT $2",
+                &[&before_ms, &limit],
             )
             .map_err(db_unavailable)?;
         Ok(rows

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::reports::{
-    FlaggedRow, MinuteCount, ReportRows, Resolved, SessionRow, StuckProcess, TailRow,
+    Cursor, FlaggedRow, MinuteCount, ReportRows, Resolved, SessionRow, StuckProcess, TailRow,
 };
 use crate::StoreResult;
 use loanwire_top::time::format_ms;
@@ -88,11 +88,7 @@ impl ReportRows for Connection {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn flagged_loans(
-        &mut self,
-        before: Option<(i64, String)>,
-        limit: i64,
-    ) -> StoreResult<Vec<FlaggedRow>> {
+    fn flagged_loans(&mut self, before: Cursor, limit: i64) -> StoreResult<Vec<FlaggedRow>> {
         let (before_ms, before_no) = before.unzip();
         let mut stmt = self.prepare_cached(
             "SELECT loan_apply_no, status, app_key, updated_ms FROM loans
@@ -123,19 +119,14 @@ impl ReportRows for Connection {
         Ok(found)
     }
 
-    fn stuck_processes(
-        &mut self,
-        changed_before_ms: i64,
-        after_ms: Option<i64>,
-        limit: i64,
-    ) -> StoreResult<Vec<StuckProcess>> {
+    fn stuck_processes(&mut self, before_ms: i64, limit: i64) -> StoreResult<Vec<StuckProcess>> {
         let mut stmt = self.prepare_cached(
             "SELECT channel_id, process_type, process_no, status, app_key, updated_ms
              FROM processes
-             WHERE status = 'IN_PROCESSING' AND updated_ms < ?1 AND (?2 IS NULL OR updated_ms > ?2)
-             ORDER BY updated_ms LIMIT ?3",
+             WHERE status = 'IN_PROCESSING' AND updated_ms < ?1
+             ORDER BY updated_ms LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![changed_before_ms, after_ms, limit], |r| {
+        let rows = stmt.query_map(params![before_ms, limit], |r| {
             let updated_ms: i64 = r.get(5)?;
             Ok(StuckProcess {
                 channel_id: r.get(0)?,
