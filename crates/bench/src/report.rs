@@ -50,6 +50,15 @@ pub fn render(r: &Report) -> String {
     }
     out.push('\n');
     for run in &r.runs {
+        let ceiling = run.ceiling.as_ref().map_or_else(String::new, |c| {
+            format!(", against the ceiling {:.1}", c.generator_cpu_us_per_call)
+        });
+        out.push_str(&format!(
+            "generator CPU per call at {} connections (µs): against the gateway {:.1}{ceiling}\n",
+            run.concurrency, run.gateway.generator_cpu_us_per_call
+        ));
+    }
+    for run in &r.runs {
         if !run.gateway.errors.is_empty() {
             out.push_str(&format!(
                 "errors at {} connections, by code: {:?}\n",

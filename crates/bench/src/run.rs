@@ -228,6 +228,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 url,
                 app_key,
                 secret,
+                cycle: false,
             }
         }
     };
@@ -257,6 +258,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
         url: format!("{}/router/rest", c.base_url),
         app_key: "ceiling".into(),
         secret: "ceiling".into(),
+        cycle: true,
     });
 
     let rounds = opts.rounds.max(1);

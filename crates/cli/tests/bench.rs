@@ -35,6 +35,7 @@ fn a_small_bench_run_verifies_every_acknowledged_call_and_writes_json_and_a_char
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("ratio to ceiling"), "{stdout}");
+    assert!(stdout.contains("generator CPU per call"), "{stdout}");
 
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -56,6 +57,13 @@ fn a_small_bench_run_verifies_every_acknowledged_call_and_writes_json_and_a_char
         );
         assert_eq!(run["gateway"]["errors"], serde_json::json!({}));
         assert_eq!(run["ceiling"]["requests"], 301);
+        let cpu = run["gateway"]["generator_cpu_us_per_call"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            cpu > 0.0,
+            "the generator reports its own CPU per call: {run}"
+        );
     }
     assert_eq!(report["settings"]["rounds"], 3);
     assert_eq!(report["verification"]["acknowledged"], 602);

@@ -39,6 +39,26 @@ enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Write pre-signed calls, one a line (the path with its query, a tab, the body), for wrk
+    /// (`benchmarks/wrk-presigned.lua`): the same calls the bench's generator sends.
+    Sign {
+        /// The gateway's (or the ceiling's) `/router/rest` URL.
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "LOANWIRE_APP_KEY", default_value = "ceiling")]
+        app_key: String,
+        #[arg(
+            long,
+            env = "LOANWIRE_APP_SECRET",
+            hide_env_values = true,
+            default_value = "ceiling"
+        )]
+        secret: String,
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Draw a chart (PNG) of throughput and p99 against connections from one or more JSON reports.
     Chart {
         /// Reports written by `loanwire bench --json`.
@@ -157,6 +177,53 @@ pub fn run(args: BenchArgs) -> ExitCode {
                 }
             }
         }),
+        Some(BenchCommand::Sign {
+            url,
+            app_key,
+            secret,
+            count,
+            out,
+        }) => {
+            loanwire_client::install_crypto_provider();
+            let target = Target {
+                url,
+                app_key,
+                secret,
+                cycle: false,
+            };
+            let settings = loanwire_bench::load::LoadSettings {
+                concurrency: 1,
+                duration: None,
+                requests: Some(count),
+                callback_share: 0.5,
+                duplicate_ratio: 0.0,
+                sign_method: SignMethod::HmacSha256,
+                format: Format::Json,
+                tag: format!("w{}", std::process::id()),
+                keep_ids: false,
+            };
+            let pool = match loanwire_bench::load::sign_pool(&target, &settings, count) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut text = String::with_capacity(pool.len() * 600);
+            for call in &pool {
+                text.push_str(&call.path);
+                text.push('\t');
+                text.push_str(&String::from_utf8_lossy(&call.body));
+                text.push('\n');
+            }
+            match std::fs::write(&out, text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", out.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(BenchCommand::Chart { reports, out }) => {
             let mut parsed = Vec::new();
             for p in &reports {
@@ -202,6 +269,7 @@ async fn bench(a: RunArgs) -> ExitCode {
                 url,
                 app_key,
                 secret,
+                cycle: false,
             })
         }
         None => None,
