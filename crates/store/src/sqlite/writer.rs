@@ -63,11 +63,18 @@ fn rows_done() -> Recorded {
     }
 }
 
-/// What reaches the writer thread: work, or word that the last sync is done.
+/// What reaches the writer thread: work, or word that a sync made this many committed batches
+/// durable.
 pub(super) enum Msg {
     Job(Job),
-    Synced,
+    Synced(usize),
 }
+
+/// Committed batches that may wait for their sync at once. With one, the writer's commit and
+/// the disk's sync take turns (each waits for the other); with two, the writer commits the
+/// next batch while the previous one syncs, and the sync thread's next `fdatasync` covers
+/// everything committed before it starts.
+const IN_FLIGHT: usize = 2;
 
 /// Set once, when commits can no longer be made durable where anyone will find them (a failed
 /// disk sync, the database's files removed); the store then refuses all work.
@@ -111,8 +118,8 @@ struct Running {
     w: Writer,
     to_sync: std_mpsc::Sender<Answers>,
     open: OpenBatch,
-    /// A committed batch is with the sync thread.
-    syncing: bool,
+    /// Committed batches with the sync thread, not yet durable.
+    in_flight: usize,
     /// The highest inbox id committed, and how far the subject index reaches.
     last_inbox_id: i64,
     subjects_upto: i64,
@@ -141,7 +148,7 @@ impl Writer {
             w: self,
             to_sync,
             open: OpenBatch::default(),
-            syncing: false,
+            in_flight: 0,
             last_inbox_id,
             subjects_upto,
         };
@@ -153,7 +160,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if !r.open.is_empty() && (!r.syncing || r.open.len() >= r.w.max_batch) {
+            if !r.open.is_empty() && (r.in_flight < IN_FLIGHT || r.open.len() >= r.w.max_batch) {
                 r.commit();
             }
         }
@@ -166,8 +173,8 @@ impl Writer {
 impl Running {
     fn take(&mut self, msg: Msg) {
         let job = match msg {
-            Msg::Synced => {
-                self.syncing = false;
+            Msg::Synced(batches) => {
+                self.in_flight = self.in_flight.saturating_sub(batches);
                 return;
             }
             Msg::Job(job) => job,
@@ -243,7 +250,7 @@ impl Running {
                 stop(&self.w.failure, why.into());
                 fail_all(answers, why);
             }
-            self.syncing = true;
+            self.in_flight += 1;
         } else {
             self.w
                 .health
@@ -349,8 +356,10 @@ fn sync_loop(
     let mut pending: Answers = Vec::new();
     while let Ok(first) = synced.recv() {
         pending.extend(first);
+        let mut batches = 1;
         while let Ok(more) = synced.try_recv() {
             pending.extend(more);
+            batches += 1;
         }
         if let Some(why) = failure.get() {
             fail_all(std::mem::take(&mut pending), why);
@@ -383,7 +392,7 @@ fn sync_loop(
         // The writer commits what it gathered meanwhile. A full channel only means it has work
         // enough; it does not wait for this.
         if let Some(writer) = wake.upgrade() {
-            let _ = writer.blocking_send(Msg::Synced);
+            let _ = writer.blocking_send(Msg::Synced(batches));
         }
     }
 }
