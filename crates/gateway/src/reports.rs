@@ -144,30 +144,33 @@ fn share(part: i64, whole: i64) -> f64 {
     }
 }
 
-/// One app's calls by outcome and by code.
-type Tally<'a> = (HashMap<&'a str, i64>, HashMap<&'a str, i64>);
+/// One app's calls by outcome and by code, and its signature failures, tallied in one pass.
+#[derive(Default)]
+struct Tally<'a> {
+    outcomes: HashMap<&'a str, i64>,
+    codes: HashMap<&'a str, i64>,
+    signature_failures: i64,
+}
 
 /// Per-app figures of the counts, busiest app first.
 pub fn app_figures(counts: &[MinuteCount]) -> Vec<AppFigures> {
+    let signature = ErrorCode::InvalidSignature.code().to_string();
     let mut by_app: BTreeMap<&str, Tally<'_>> = BTreeMap::new();
     for c in counts {
-        let (outcomes, codes) = by_app.entry(&c.app_key).or_default();
-        *outcomes.entry(&c.outcome).or_default() += c.n;
+        let t = by_app.entry(&c.app_key).or_default();
+        *t.outcomes.entry(&c.outcome).or_default() += c.n;
         if !c.code.is_empty() {
-            *codes.entry(&c.code).or_default() += c.n;
+            *t.codes.entry(&c.code).or_default() += c.n;
+        }
+        if c.outcome == REJECTED && c.code == signature {
+            t.signature_failures += c.n;
         }
     }
-    let signature = ErrorCode::InvalidSignature.code().to_string();
     let mut figures: Vec<AppFigures> = by_app
         .into_iter()
-        .map(|(app, (outcomes, codes))| {
-            let get = |o: &str| outcomes.get(o).copied().unwrap_or(0);
+        .map(|(app, t)| {
+            let get = |o: &str| t.outcomes.get(o).copied().unwrap_or(0);
             let calls = get("applied") + get("refused") + get("stale") + get("duplicate");
-            let signature_failures = counts
-                .iter()
-                .filter(|c| c.app_key == app && c.outcome == REJECTED && c.code == signature)
-                .map(|c| c.n)
-                .sum();
             AppFigures {
                 app_key: app.to_string(),
                 calls,
@@ -179,8 +182,8 @@ pub fn app_figures(counts: &[MinuteCount]) -> Vec<AppFigures> {
                 stale_share: share(get("stale"), calls),
                 duplicate_share: share(get("duplicate"), calls),
                 rejected: get(REJECTED),
-                signature_failures,
-                top_error_codes: top_codes(&codes, 5),
+                signature_failures: t.signature_failures,
+                top_error_codes: top_codes(&t.codes, 5),
             }
         })
         .collect();

@@ -10,8 +10,8 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{
-    action, bad_request, enc, layout, may_change, not_found, parse_local, see_other, Failure, Page,
-    Posted, Signed,
+    action, bad_request, enc, layout, may_change, not_found, parse_local, see_other, Page, Posted,
+    Signed,
 };
 use crate::delivery::endpoints::{self, NewEndpoint};
 use crate::state::AppState;
@@ -263,11 +263,7 @@ pub async fn retry(
     let n = state
         .store
         .requeue(&id, Some(&event_id), None, &p.signed.op.actor)
-        .await
-        .map_err(|e| match e {
-            loanwire_store::StoreError::Invalid(m) => Failure(axum::http::StatusCode::NOT_FOUND, m),
-            other => other.into(),
-        })?;
+        .await?;
     let back = format!(
         "/console/endpoints/{}/deliveries/{}",
         enc(&id),

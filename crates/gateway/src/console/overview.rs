@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::chart::{stacked_bars, Series};
 use super::{enc, layout, raw, Page, Signed};
-use crate::reports::{app_figures, top_codes};
+use crate::reports::{app_figures, top_codes, AppFigures};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -82,20 +82,16 @@ pub async fn page(
     let (labels, series) = buckets(&counts, from, bucket_ms, bars);
     let chart = stacked_bars("calls-chart", &labels, &series);
 
-    let sum = |o: &str| -> i64 { counts.iter().filter(|c| c.outcome == o).map(|c| c.n).sum() };
-    let calls = sum("applied") + sum("duplicate") + sum("stale") + sum("refused");
-    let signature = loanwire_top::ErrorCode::InvalidSignature.code().to_string();
-    let signature_failures: i64 = counts
-        .iter()
-        .filter(|c| c.outcome == REJECTED && c.code == signature)
-        .map(|c| c.n)
-        .sum();
+    let apps = app_figures(&counts);
+    // The whole window's figures are the apps' added up.
+    let total = |f: fn(&AppFigures) -> i64| -> i64 { apps.iter().map(f).sum() };
+    let calls = total(|a| a.calls);
+    let signature_failures = total(|a| a.signature_failures);
     let mut codes: HashMap<&str, i64> = HashMap::new();
     for c in counts.iter().filter(|c| !c.code.is_empty()) {
         *codes.entry(&c.code).or_default() += c.n;
     }
     let top = top_codes(&codes, 10);
-    let apps = app_figures(&counts);
 
     let mut endpoints = Vec::new();
     for e in state.store.endpoints().await? {
@@ -113,11 +109,11 @@ pub async fn page(
         }
         section.tiles {
             div.tile { span.big #calls-total { (calls) } span { "calls" } }
-            div.tile { span.big { (percent(sum("refused"), calls)) } span { "refused" } }
-            div.tile { span.big { (percent(sum("stale"), calls)) } span { "stale" } }
-            div.tile { span.big { (percent(sum("duplicate"), calls)) } span { "duplicate" } }
+            div.tile { span.big { (percent(total(|a| a.refused), calls)) } span { "refused" } }
+            div.tile { span.big { (percent(total(|a| a.stale), calls)) } span { "stale" } }
+            div.tile { span.big { (percent(total(|a| a.duplicate), calls)) } span { "duplicate" } }
             div.tile { span.big #signature-failures { (signature_failures) } span { "signature failures" } }
-            div.tile { span.big { (sum(REJECTED)) } span { "rejected before authentication" } }
+            div.tile { span.big { (total(|a| a.rejected)) } span { "rejected before authentication" } }
         }
         h2 { "Calls per " (if day { "15 minutes" } else { "minute" }) " by outcome (GMT+8)" }
         (raw(chart))
