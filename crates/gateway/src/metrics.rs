@@ -1,4 +1,5 @@
-//! Prometheus metrics: calls by method and outcome, latency, commit batch sizes.
+//! Prometheus metrics: calls by method and outcome, latency, commit batch sizes, the store's
+//! stages.
 
 use std::sync::Mutex;
 
@@ -9,6 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use loanwire_store::{Stage, WriterObserver};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -28,11 +32,44 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// queue, commit_wait, commit, sync_wait, sync (`loanwire_store::Stage`)
+    pub stage: &'static str,
+}
+
+fn stage_histogram() -> Histogram {
+    // 10 µs to about 2.6 s.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 19))
+}
+
+/// What the store's writers report: batch sizes, and the time spent in each stage. The
+/// histograms are looked up once, not at every call.
+pub struct WriterMetrics {
+    batch_size: Histogram,
+    stages: [Histogram; Stage::ALL.len()],
+}
+
+impl WriterObserver for WriterMetrics {
+    fn batch(&self, size: usize) {
+        self.batch_size.observe(size as f64);
+    }
+
+    fn stage(&self, stage: Stage, took: Duration) {
+        let i = Stage::ALL
+            .iter()
+            .position(|s| *s == stage)
+            .expect("every stage is listed");
+        self.stages[i].observe(took.as_secs_f64());
+    }
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub calls: Family<CallLabels, Counter>,
     pub latency: Histogram,
     pub batch_size: Histogram,
+    pub store_stages: Family<StageLabels, Histogram, fn() -> Histogram>,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub attempt_latency: Histogram,
     pub backlog: Family<EndpointLabels, Gauge>,
@@ -57,6 +94,13 @@ impl Default for Metrics {
             "commit_batch_size",
             "Calls committed per transaction",
             batch_size.clone(),
+        );
+        let store_stages: Family<StageLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(stage_histogram);
+        registry.register(
+            "store_stage_seconds",
+            "Where a call's time goes in the store: per call, `queue` (until a writer runs it) and `commit_wait` (until its batch commits, SQLite); per batch, `commit` (PostgreSQL: the whole transaction), `sync_wait` (until the WAL's sync begins) and `sync` (the fdatasync)",
+            store_stages.clone(),
         );
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register(
@@ -99,6 +143,7 @@ impl Default for Metrics {
             calls,
             latency,
             batch_size,
+            store_stages,
             deliveries,
             attempt_latency,
             backlog,
@@ -117,6 +162,20 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// The observer the store's writers report to.
+    pub fn writer_observer(&self) -> WriterMetrics {
+        WriterMetrics {
+            batch_size: self.batch_size.clone(),
+            stages: Stage::ALL.map(|stage| {
+                self.store_stages
+                    .get_or_create(&StageLabels {
+                        stage: stage.as_str(),
+                    })
+                    .clone()
+            }),
+        }
     }
 
     pub fn render(&self) -> String {

@@ -45,8 +45,54 @@ pub enum StoreError {
 /// What a store operation answers.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Called with the size of every committed batch (for metrics).
-pub type BatchObserver = Arc<dyn Fn(usize) + Send + Sync>;
+/// Told what a writer does, for metrics: how big its batches are and where a call's time goes
+/// between its submission and its durable answer.
+pub trait WriterObserver: Send + Sync {
+    /// A batch of this many units ended (committed or not).
+    fn batch(&self, size: usize);
+    /// Time spent in one stage (see [`Stage`] for which are per call and which per batch).
+    fn stage(&self, stage: Stage, took: std::time::Duration);
+}
+
+pub type BatchObserver = Arc<dyn WriterObserver>;
+
+/// The stages of a call's way through a writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Per call: from its submission until a writer runs it.
+    Queue,
+    /// Per call (SQLite): from its run until its batch's commit begins; the writer runs later
+    /// arrivals meanwhile, or waits for the disk to finish an earlier sync.
+    CommitWait,
+    /// Per batch: the commit (on PostgreSQL, the batch's whole transaction, statements and
+    /// commit with its flush).
+    Commit,
+    /// Per batch (SQLite): from the commit until the WAL's sync begins (an earlier sync is
+    /// under way).
+    SyncWait,
+    /// Per batch (SQLite): the `fdatasync` of the WAL.
+    Sync,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::Queue,
+        Stage::CommitWait,
+        Stage::Commit,
+        Stage::SyncWait,
+        Stage::Sync,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queue => "queue",
+            Stage::CommitWait => "commit_wait",
+            Stage::Commit => "commit",
+            Stage::SyncWait => "sync_wait",
+            Stage::Sync => "sync",
+        }
+    }
+}
 
 /// One call's unit of work, run by the backend inside a transaction; on `Err` nothing of it
 /// stays. It may run again if the backend has to retry the transaction.

@@ -156,6 +156,18 @@ async fn health_readiness_and_metrics_answer() {
     );
     assert!(metrics.contains("loanwire_call_latency_seconds_bucket"));
     assert!(metrics.contains("loanwire_commit_batch_size_count"));
+    // The call went through the writer: its wait in the queue and its batch's commit were timed
+    // (both backends have these stages).
+    for stage in ["queue", "commit"] {
+        let prefix = format!("loanwire_store_stage_seconds_count{{stage=\"{stage}\"}} ");
+        let count: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+            .parse()
+            .unwrap();
+        assert!(count >= 1.0, "{stage}: {count}");
+    }
 }
 
 #[tokio::test]

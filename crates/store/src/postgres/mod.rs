@@ -165,11 +165,18 @@ impl Backend for PgStore {
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
         let jobs = self.jobs.clone();
+        let queued = std::time::Instant::now();
         // The channel is bounded: wait for room off the async threads.
-        tokio::task::spawn_blocking(move || jobs.send(Job { work, reply }))
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .map_err(|_| unavailable("the writers have stopped"))?;
+        tokio::task::spawn_blocking(move || {
+            jobs.send(Job {
+                work,
+                reply,
+                queued,
+            })
+        })
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .map_err(|_| unavailable("the writers have stopped"))?;
         answer
             .await
             .map_err(|_| unavailable("the writers have stopped"))?

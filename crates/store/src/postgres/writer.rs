@@ -2,7 +2,7 @@
 //! transaction, without a savepoint per unit (two round trips each). A lost race is rare; then
 //! the whole batch is rolled back and run again, each unit seeing what the winner committed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use tokio::sync::{oneshot, watch};
@@ -10,11 +10,13 @@ use tokio::sync::{oneshot, watch};
 use super::conn::{classify, unavailable, Conn};
 use super::tx::PgTx;
 use crate::backend::{run_unit, CommitHealth};
-use crate::{BatchObserver, Recorded, StoreError, Work};
+use crate::{BatchObserver, Recorded, Stage, StoreError, Work};
 
 pub(super) struct Job {
     pub work: Work,
     pub reply: oneshot::Sender<Result<Recorded, StoreError>>,
+    /// When it was submitted.
+    pub queued: Instant,
 }
 
 pub(super) fn writer_loop(
@@ -35,14 +37,24 @@ pub(super) fn writer_loop(
             }
         }
         let size = batch.len();
-        if run_batch(&mut conn, batch, health) {
+        let began = Instant::now();
+        if let Some(observe) = &on_batch {
+            for job in &batch {
+                observe.stage(Stage::Queue, began.saturating_duration_since(job.queued));
+            }
+        }
+        let committed = run_batch(&mut conn, batch, health);
+        if let Some(observe) = &on_batch {
+            observe.stage(Stage::Commit, began.elapsed());
+        }
+        if committed {
             events_committed.send_modify(|n| *n = n.wrapping_add(1));
             // Other instances hear of it from the notifier; a full channel means it already
             // has a notification to send, which covers this batch too.
             let _ = notify.try_send(());
         }
         if let Some(observe) = &on_batch {
-            observe(size);
+            observe.batch(size);
         }
     }
 }

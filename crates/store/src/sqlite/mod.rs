@@ -243,7 +243,11 @@ impl SqliteStore {
         }
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Job(Job { work: unit, reply }))
+            .send(Msg::Job(Job {
+                work: unit,
+                reply,
+                queued: std::time::Instant::now(),
+            }))
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         answer

@@ -22,6 +22,7 @@
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -32,7 +33,7 @@ use super::subjects;
 use super::tx::SqliteTx;
 use crate::backend::WriteRows;
 use crate::backend::{run_unit, CommitHealth};
-use crate::{BatchObserver, Recorded, StoreError, Work};
+use crate::{BatchObserver, Recorded, Stage, StoreError, Work};
 use loanwire_domain::Outcome;
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
@@ -40,6 +41,8 @@ pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
 pub(super) struct Job {
     pub work: Unit,
     pub reply: Reply,
+    /// When it was submitted.
+    pub queued: Instant,
 }
 
 /// What a job does in the writer's transaction.
@@ -95,6 +98,12 @@ pub(super) fn failed_error(why: &str) -> StoreError {
 
 type Answers = Vec<(Reply, Result<Recorded, StoreError>)>;
 
+/// A committed batch's answers on their way to the sync thread, and when it was committed.
+struct Committed {
+    answers: Answers,
+    at: Instant,
+}
+
 pub(super) struct Writer {
     pub conn: Connection,
     pub jobs: mpsc::Receiver<Msg>,
@@ -116,7 +125,7 @@ pub(super) struct Writer {
 /// The writer thread's state between messages.
 struct Running {
     w: Writer,
-    to_sync: std_mpsc::Sender<Answers>,
+    to_sync: std_mpsc::Sender<Committed>,
     open: OpenBatch,
     /// Committed batches with the sync thread, not yet durable.
     in_flight: usize,
@@ -128,12 +137,13 @@ struct Running {
 impl Writer {
     /// Runs until the store is dropped; `wal` is the WAL file, synced by a thread of its own.
     pub fn run(self, wal: File) {
-        let (to_sync, synced) = std_mpsc::channel::<Answers>();
+        let (to_sync, synced) = std_mpsc::channel::<Committed>();
         let (failure, wake) = (self.failure.clone(), self.wake.clone());
         let events = self.events_committed.clone();
+        let observer = self.on_batch.clone();
         let syncer = std::thread::Builder::new()
             .name("sqlite-sync".into())
-            .spawn(move || sync_loop(wal, synced, wake, failure, &events));
+            .spawn(move || sync_loop(wal, synced, wake, failure, &events, observer));
         if let Err(e) = &syncer {
             stop(&self.failure, format!("cannot start the sync thread: {e}"));
         }
@@ -186,6 +196,9 @@ impl Running {
         if self.open.is_empty() {
             self.begin();
         }
+        if let Some(observe) = &self.w.on_batch {
+            observe.stage(Stage::Queue, job.queued.elapsed());
+        }
         self.open.add(&mut self.w.conn, job);
     }
 
@@ -234,7 +247,17 @@ impl Running {
     fn commit(&mut self) {
         let size = self.open.len();
         let indexed = self.open.subjects_upto;
+        let began = Instant::now();
+        if let Some(observe) = &self.w.on_batch {
+            for ran in &self.open.ran {
+                observe.stage(Stage::CommitWait, began.saturating_duration_since(*ran));
+            }
+        }
         let (answers, committed) = std::mem::take(&mut self.open).finish(&mut self.w.conn);
+        let at = Instant::now();
+        if let Some(observe) = &self.w.on_batch {
+            observe.stage(Stage::Commit, at - began);
+        }
         if committed {
             if let Some(upto) = indexed {
                 self.subjects_upto = upto;
@@ -245,10 +268,10 @@ impl Running {
                 .max();
             self.last_inbox_id = self.last_inbox_id.max(newest.unwrap_or(0));
             self.w.health.committed();
-            if let Err(std_mpsc::SendError(answers)) = self.to_sync.send(answers) {
+            if let Err(std_mpsc::SendError(batch)) = self.to_sync.send(Committed { answers, at }) {
                 let why = "the sync thread has stopped";
                 stop(&self.w.failure, why.into());
-                fail_all(answers, why);
+                fail_all(batch.answers, why);
             }
             self.in_flight += 1;
         } else {
@@ -261,7 +284,7 @@ impl Running {
             }
         }
         if let Some(observe) = &self.w.on_batch {
-            observe(size);
+            observe.batch(size);
         }
     }
 }
@@ -270,6 +293,8 @@ impl Running {
 #[derive(Default)]
 struct OpenBatch {
     jobs: Vec<Job>,
+    /// When each job's unit had run.
+    ran: Vec<Instant>,
     results: Vec<Recorded>,
     /// Why the transaction could not begin.
     not_begun: Option<String>,
@@ -303,6 +328,7 @@ impl OpenBatch {
                 }
             }
         }
+        self.ran.push(Instant::now());
         self.jobs.push(job);
     }
 
@@ -348,18 +374,25 @@ fn refuse_all(jobs: Vec<Job>, why: &str) -> Answers {
 /// has returned.
 fn sync_loop(
     wal: File,
-    synced: std_mpsc::Receiver<Answers>,
+    synced: std_mpsc::Receiver<Committed>,
     wake: mpsc::WeakSender<Msg>,
     failure: Failure,
     events_committed: &watch::Sender<u64>,
+    observer: Option<BatchObserver>,
 ) {
     let mut pending: Answers = Vec::new();
     while let Ok(first) = synced.recv() {
-        pending.extend(first);
-        let mut batches = 1;
-        while let Ok(more) = synced.try_recv() {
-            pending.extend(more);
+        let mut batches = 0;
+        let mut take = |batch: Committed| {
+            if let Some(observe) = &observer {
+                observe.stage(Stage::SyncWait, batch.at.elapsed());
+            }
+            pending.extend(batch.answers);
             batches += 1;
+        };
+        take(first);
+        while let Ok(more) = synced.try_recv() {
+            take(more);
         }
         if let Some(why) = failure.get() {
             fail_all(std::mem::take(&mut pending), why);
@@ -367,10 +400,14 @@ fn sync_loop(
         }
         // Synced is not enough: a WAL that was unlinked (its directory removed) syncs
         // without complaint into a file nobody will ever read.
+        let began = Instant::now();
         let lost = match wal.sync_data() {
             Ok(()) => files::unlinked(&wal, "the database's WAL file"),
             Err(e) => Some(format!("fdatasync of the WAL failed: {e}")),
         };
+        if let Some(observe) = &observer {
+            observe.stage(Stage::Sync, began.elapsed());
+        }
         match lost {
             None => {
                 // An applied call is one whose event committed with it (SPEC 3.1).
@@ -559,6 +596,7 @@ mod tests {
         jobs.send(Msg::Job(Job {
             work: Unit::Call(work),
             reply,
+            queued: Instant::now(),
         }))
         .await
         .unwrap();
