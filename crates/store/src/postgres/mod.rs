@@ -164,19 +164,27 @@ impl Backend for PgStore {
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let jobs = self.jobs.clone();
-        let queued = std::time::Instant::now();
-        // The channel is bounded: wait for room off the async threads.
-        tokio::task::spawn_blocking(move || {
-            jobs.send(Job {
-                work,
-                reply,
-                queued,
-            })
-        })
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
-        .map_err(|_| unavailable("the writers have stopped"))?;
+        let job = Job {
+            work,
+            reply,
+            queued: std::time::Instant::now(),
+        };
+        // The channel is bounded. While it has room the job goes straight in; only when it is
+        // full does the call wait for room, off the async threads (a blocking task per call
+        // costs a thread hand-off both ways).
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                return Err(unavailable("the writers have stopped"))
+            }
+            Err(crossbeam_channel::TrySendError::Full(job)) => {
+                let jobs = self.jobs.clone();
+                tokio::task::spawn_blocking(move || jobs.send(job))
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?
+                    .map_err(|_| unavailable("the writers have stopped"))?;
+            }
+        }
         answer
             .await
             .map_err(|_| unavailable("the writers have stopped"))?
