@@ -12,5 +12,6 @@ pub mod procs;
 pub mod report;
 pub mod run;
 pub mod seed;
+pub mod waits;
 
 pub use run::{run, BenchOptions, Report};

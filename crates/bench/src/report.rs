@@ -59,6 +59,11 @@ pub fn render(r: &Report) -> String {
         ));
     }
     for run in &r.runs {
+        if let Some(w) = &run.waits {
+            out.push_str(&crate::waits::render(run.concurrency, w));
+        }
+    }
+    for run in &r.runs {
         if !run.gateway.errors.is_empty() {
             out.push_str(&format!(
                 "errors at {} connections, by code: {:?}\n",

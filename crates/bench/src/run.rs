@@ -53,6 +53,8 @@ pub struct LevelReport {
     pub gateway: LoadResult,
     pub ceiling: Option<LoadResult>,
     pub ratio_to_ceiling: Option<f64>,
+    /// Where the gateway's time went (when the bench started it).
+    pub waits: Option<crate::waits::Waits>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -261,6 +263,8 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
         cycle: true,
     });
 
+    // The gateway the bench started, to read its stages and threads around each slice.
+    let watched = servers.first().map(|g| (g.base_url.clone(), g.pid()));
     let rounds = opts.rounds.max(1);
     let mut runs = Vec::new();
     let mut acknowledged_ids: Vec<String> = Vec::new();
@@ -288,6 +292,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
         }
         let slice = opts.duration.map(|d| d / rounds);
         let (mut ceiling_parts, mut gateway_parts) = (Vec::new(), Vec::new());
+        let mut tally = crate::waits::Tally::default();
         for r in 0..rounds {
             let count = opts.requests.map(|n| {
                 let (each, rest) = (n / u64::from(rounds), n % u64::from(rounds));
@@ -298,7 +303,16 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
                 ceiling_parts.push(load::run(c, &s).await?);
             }
             let s = settings(format!("{tag}-g{i}r{r}"), true, slice, count);
+            let before = match &watched {
+                Some((url, pid)) => crate::waits::mark(url, *pid).await.ok(),
+                None => None,
+            };
             gateway_parts.push(load::run(&target, &s).await?);
+            if let (Some(before), Some((url, pid))) = (&before, &watched) {
+                if let Ok(after) = crate::waits::mark(url, *pid).await {
+                    tally.add(before, &after);
+                }
+            }
         }
         let ceiling_result = LoadResult::merge(ceiling_parts);
         if let Some(r) = &ceiling_result {
@@ -321,6 +335,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<Report,
             gateway,
             ceiling: ceiling_result,
             ratio_to_ceiling: ratio,
+            waits: tally.waits(),
         });
     }
 
