@@ -79,14 +79,14 @@ impl<'a, 't> PgTx<'a, 't> {
     fn send_held(&mut self) -> Result<(), StoreError> {
         self.held_rows.clear();
         for h in std::mem::take(&mut self.held) {
-            let args: Vec<&(dyn ToSql + Sync)> = h
-                .args
-                .iter()
-                .map(|a| a.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            self.execute(h.sql, &args)?;
+            self.execute_owned(h.sql, &h.args)?;
         }
         Ok(())
+    }
+
+    fn execute_owned(&mut self, sql: &'static str, args: &[Arg]) -> Result<u64, StoreError> {
+        let args: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+        self.execute(sql, &args)
     }
 
     /// Writes an event still waiting for an inbox record to go out with; called after each
@@ -187,81 +187,20 @@ impl TxRows for PgTx<'_, '_> {
             "process:{}/{}/{}",
             key.channel_id, key.process_type, key.process_no
         );
+        // A row read as present (and locked) is updated, one read as absent inserted plainly
+        // (a concurrent creator makes the statement, and the unit, fail and run again instead
+        // of being overwritten): both wait for the unit's inbox statement.
         if self.present_processes.contains(key) {
-            return self.hold(
-                row,
-                UPDATE_PROCESS,
-                vec![
-                    Box::new(key.channel_id.clone()),
-                    Box::new(key.process_type.clone()),
-                    Box::new(key.process_no.clone()),
-                    Box::new(p.status.clone()),
-                    Box::new(p.submit_ms),
-                    Box::new(p.complete_ms),
-                    Box::new(p.fund_products.clone()),
-                    Box::new(now_ms),
-                ],
-            );
+            return self.hold(row, UPDATE_PROCESS, process_update(p, now_ms));
         }
         if self.absent_processes.remove(key) {
-            // Inserted plainly: a concurrent creator makes the statement, and the unit, fail.
             self.present_processes.insert(key.clone());
-            return self.hold(
-                row,
-                INSERT_PROCESS,
-                vec![
-                    Box::new(key.channel_id.clone()),
-                    Box::new(key.process_type.clone()),
-                    Box::new(key.process_no.clone()),
-                    Box::new(p.user.clone()),
-                    Box::new(p.user_id),
-                    Box::new(p.status.clone()),
-                    Box::new(p.submit_ms),
-                    Box::new(p.complete_ms),
-                    Box::new(p.fund_products.clone()),
-                    Box::new(p.app_key.clone()),
-                    Box::new(now_ms),
-                ],
-            );
+            return self.hold(row, INSERT_PROCESS, process_insert(p, now_ms));
         }
-        // A row read as present is updated; one read as absent, or found absent by the update
-        // (written without being read), is inserted plainly, so that a concurrent creator
-        // makes this unit run again instead of being overwritten.
-        if !self.absent_processes.contains(key) {
-            let updated = self.execute(
-                UPDATE_PROCESS,
-                &[
-                    &key.channel_id,
-                    &key.process_type,
-                    &key.process_no,
-                    &p.status,
-                    &p.submit_ms,
-                    &p.complete_ms,
-                    &p.fund_products,
-                    &now_ms,
-                ],
-            )?;
-            if updated > 0 {
-                return Ok(());
-            }
+        // Written without being read: updated if it exists, else inserted plainly.
+        if self.execute_owned(UPDATE_PROCESS, &process_update(p, now_ms))? == 0 {
+            self.execute_owned(INSERT_PROCESS, &process_insert(p, now_ms))?;
         }
-        self.execute(
-            INSERT_PROCESS,
-            &[
-                &key.channel_id,
-                &key.process_type,
-                &key.process_no,
-                &p.user,
-                &p.user_id,
-                &p.status,
-                &p.submit_ms,
-                &p.complete_ms,
-                &p.fund_products,
-                &p.app_key,
-                &now_ms,
-            ],
-        )?;
-        self.absent_processes.remove(key);
         Ok(())
     }
 
@@ -283,70 +222,16 @@ impl TxRows for PgTx<'_, '_> {
     fn put_loan_row(&mut self, l: &LoanRow, now_ms: i64) -> StoreResult<()> {
         let loan_apply_no = l.loan_apply_no.as_str();
         let row = format!("loan:{loan_apply_no}");
+        // As for processes.
         if self.present_loans.contains(loan_apply_no) {
-            return self.hold(
-                row,
-                UPDATE_LOAN,
-                vec![
-                    Box::new(l.loan_apply_no.clone()),
-                    Box::new(l.status.clone()),
-                    Box::new(l.customer_id.clone()),
-                    Box::new(l.institution_loan_no.clone()),
-                    Box::new(l.last_change_ms),
-                    Box::new(l.needs_reconciliation),
-                    Box::new(now_ms),
-                ],
-            );
+            return self.hold(row, UPDATE_LOAN, loan_update(l, now_ms));
         }
         if self.absent_loans.remove(loan_apply_no) {
             self.present_loans.insert(l.loan_apply_no.clone());
-            return self.hold(
-                row,
-                INSERT_LOAN,
-                vec![
-                    Box::new(l.loan_apply_no.clone()),
-                    Box::new(l.status.clone()),
-                    Box::new(l.app_key.clone()),
-                    Box::new(l.customer_id.clone()),
-                    Box::new(l.institution_loan_no.clone()),
-                    Box::new(l.last_change_ms),
-                    Box::new(l.needs_reconciliation),
-                    Box::new(now_ms),
-                ],
-            );
+            return self.hold(row, INSERT_LOAN, loan_insert(l, now_ms));
         }
-        // Written without being read: as for processes, update what exists, insert what does
-        // not.
-        let mut exists = false;
-        if !self.absent_loans.contains(loan_apply_no) {
-            exists = self.execute(
-                UPDATE_LOAN,
-                &[
-                    &loan_apply_no,
-                    &l.status,
-                    &l.customer_id,
-                    &l.institution_loan_no,
-                    &l.last_change_ms,
-                    &l.needs_reconciliation,
-                    &now_ms,
-                ],
-            )? > 0;
-        }
-        if !exists {
-            self.execute(
-                INSERT_LOAN,
-                &[
-                    &loan_apply_no,
-                    &l.status,
-                    &l.app_key,
-                    &l.customer_id,
-                    &l.institution_loan_no,
-                    &l.last_change_ms,
-                    &l.needs_reconciliation,
-                    &now_ms,
-                ],
-            )?;
-            self.absent_loans.remove(loan_apply_no);
+        if self.execute_owned(UPDATE_LOAN, &loan_update(l, now_ms))? == 0 {
+            self.execute_owned(INSERT_LOAN, &loan_insert(l, now_ms))?;
         }
         Ok(())
     }
@@ -444,6 +329,62 @@ const INSERT_INBOX: &str =
     "INSERT INTO inbox (call_id, received_ms, app_key, method, params, outcome, error_code,
          biz_code, subject, idempotency_key, detail, response)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+
+fn process_update(p: &ProcessRow, now_ms: i64) -> Vec<Arg> {
+    let k = &p.key;
+    vec![
+        Box::new(k.channel_id.clone()),
+        Box::new(k.process_type.clone()),
+        Box::new(k.process_no.clone()),
+        Box::new(p.status.clone()),
+        Box::new(p.submit_ms),
+        Box::new(p.complete_ms),
+        Box::new(p.fund_products.clone()),
+        Box::new(now_ms),
+    ]
+}
+
+fn process_insert(p: &ProcessRow, now_ms: i64) -> Vec<Arg> {
+    let k = &p.key;
+    vec![
+        Box::new(k.channel_id.clone()),
+        Box::new(k.process_type.clone()),
+        Box::new(k.process_no.clone()),
+        Box::new(p.user.clone()),
+        Box::new(p.user_id),
+        Box::new(p.status.clone()),
+        Box::new(p.submit_ms),
+        Box::new(p.complete_ms),
+        Box::new(p.fund_products.clone()),
+        Box::new(p.app_key.clone()),
+        Box::new(now_ms),
+    ]
+}
+
+fn loan_update(l: &LoanRow, now_ms: i64) -> Vec<Arg> {
+    vec![
+        Box::new(l.loan_apply_no.clone()),
+        Box::new(l.status.clone()),
+        Box::new(l.customer_id.clone()),
+        Box::new(l.institution_loan_no.clone()),
+        Box::new(l.last_change_ms),
+        Box::new(l.needs_reconciliation),
+        Box::new(now_ms),
+    ]
+}
+
+fn loan_insert(l: &LoanRow, now_ms: i64) -> Vec<Arg> {
+    vec![
+        Box::new(l.loan_apply_no.clone()),
+        Box::new(l.status.clone()),
+        Box::new(l.app_key.clone()),
+        Box::new(l.customer_id.clone()),
+        Box::new(l.institution_loan_no.clone()),
+        Box::new(l.last_change_ms),
+        Box::new(l.needs_reconciliation),
+        Box::new(now_ms),
+    ]
+}
 
 const UPDATE_PROCESS: &str = "UPDATE processes SET status = $4, submit_ms = $5, complete_ms = $6, fund_products = $7, updated_ms = $8
      WHERE channel_id = $1 AND process_type = $2 AND process_no = $3";
