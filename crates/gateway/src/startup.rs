@@ -39,13 +39,13 @@ pub enum StartError {
 /// in `data_dir`, created there only with `init` or `sandbox`.
 pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Store>, StoreError> {
     let secrets = crate::keys::secret_box(config)?;
-    let observer: loanwire_store::BatchObserver = Arc::new(metrics.writer_observer());
+    let observer: loanwire_store::WriterObserverRef = Arc::new(metrics.writer_observer());
     if let Some(url) = &config.database {
         let options = PgOptions {
             secrets,
             writers: config.pg_writers,
             max_batch: config.max_batch,
-            on_batch: Some(observer),
+            observer: Some(observer),
             ..PgOptions::default()
         };
         return Ok(Arc::new(PgStore::open(url, options)?));
@@ -54,7 +54,7 @@ pub fn open_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn Sto
         secrets,
         create: config.init || config.sandbox,
         max_batch: config.max_batch,
-        on_batch: Some(observer),
+        observer: Some(observer),
         busy_timeout: Duration::from_millis(config.sqlite_busy_timeout_ms),
         ..SqliteOptions::default()
     };

@@ -54,7 +54,8 @@ pub trait WriterObserver: Send + Sync {
     fn stage(&self, stage: Stage, took: std::time::Duration);
 }
 
-pub type BatchObserver = Arc<dyn WriterObserver>;
+/// A writer observer as the store's options hold it.
+pub type WriterObserverRef = Arc<dyn WriterObserver>;
 
 /// The stages of a call's way through a writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -34,7 +34,7 @@ use writer::{writer_loop, Job};
 
 use crate::backend::{Backend, Shared};
 use crate::secrets::SecretBox;
-use crate::{BatchObserver, Recorded, StoreError, Work};
+use crate::{Recorded, StoreError, Work, WriterObserverRef};
 
 #[derive(Clone)]
 pub struct PgOptions {
@@ -44,7 +44,8 @@ pub struct PgOptions {
     /// Threads serving reads.
     pub readers: usize,
     pub connect_timeout: Duration,
-    pub on_batch: Option<BatchObserver>,
+    /// Told every batch's size and the time spent in each stage (metrics).
+    pub observer: Option<WriterObserverRef>,
     /// What seals app secrets at rest; `None`: stored as given.
     pub secrets: Option<Arc<SecretBox>>,
 }
@@ -56,7 +57,7 @@ impl Default for PgOptions {
             max_batch: 256,
             readers: 2,
             connect_timeout: Duration::from_secs(3),
-            on_batch: None,
+            observer: None,
             secrets: None,
         }
     }
@@ -113,11 +114,11 @@ impl PgStore {
             let rx = job_rx.clone();
             let conn = first.take().unwrap_or_else(|| Conn::new(config.clone()));
             let max_batch = options.max_batch.max(1);
-            let on_batch = options.on_batch.clone();
+            let observer = options.observer.clone();
             let (health, events, notify) =
                 (health.clone(), events_committed.clone(), notify.clone());
             spawn(format!("pg-writer-{i}"), move || {
-                writer_loop(conn, rx, max_batch, on_batch, &health, &events, &notify)
+                writer_loop(conn, rx, max_batch, observer, &health, &events, &notify)
             })?;
         }
         let (reads, read_rx) = crossbeam_channel::unbounded::<ReadJob>();

@@ -10,7 +10,7 @@ use tokio::sync::{oneshot, watch};
 use super::conn::{classify, unavailable, Conn};
 use super::tx::PgTx;
 use crate::backend::{run_unit, CommitHealth};
-use crate::{BatchObserver, Recorded, Stage, StoreError, Work};
+use crate::{Recorded, Stage, StoreError, Work, WriterObserverRef};
 
 pub(super) struct Job {
     pub work: Work,
@@ -23,7 +23,7 @@ pub(super) fn writer_loop(
     mut conn: Conn,
     rx: Receiver<Job>,
     max_batch: usize,
-    on_batch: Option<BatchObserver>,
+    observer: Option<WriterObserverRef>,
     health: &CommitHealth,
     events_committed: &watch::Sender<u64>,
     notify: &crossbeam_channel::Sender<()>,
@@ -38,13 +38,13 @@ pub(super) fn writer_loop(
         }
         let size = batch.len();
         let began = Instant::now();
-        if let Some(observe) = &on_batch {
+        if let Some(observe) = &observer {
             for job in &batch {
                 observe.stage(Stage::Queue, began.saturating_duration_since(job.queued));
             }
         }
         let committed = run_batch(&mut conn, batch, health);
-        if let Some(observe) = &on_batch {
+        if let Some(observe) = &observer {
             observe.stage(Stage::Commit, began.elapsed());
         }
         if committed {
@@ -53,7 +53,7 @@ pub(super) fn writer_loop(
             // has a notification to send, which covers this batch too.
             let _ = notify.try_send(());
         }
-        if let Some(observe) = &on_batch {
+        if let Some(observe) = &observer {
             observe.batch(size);
         }
     }

@@ -31,7 +31,7 @@ use crate::backend::WriteRows;
 use crate::backend::{check_schema_version, Backend, Shared};
 use crate::secrets::SecretBox;
 use crate::StoreResult;
-use crate::{BatchObserver, Recorded, StoreError, Work};
+use crate::{Recorded, StoreError, Work, WriterObserverRef};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -56,7 +56,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// How long a connection waits for another process's lock (the CLI writing apps).
     pub busy_timeout: Duration,
-    pub on_batch: Option<BatchObserver>,
+    /// Told every batch's size and the time spent in each stage (metrics).
+    pub observer: Option<WriterObserverRef>,
     /// Frames (pages of about 4 KiB) the WAL may hold before the writer has it start over. A
     /// WAL that is reused is rewritten in place, in the page cache; one that only grows costs a
     /// new file block for every frame, and its index grows with it.
@@ -78,7 +79,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             max_batch: 512,
             busy_timeout: Duration::from_secs(5),
-            on_batch: None,
+            observer: None,
             wal_restart_frames: 4096,
             subject_chunk: 512,
             create: true,
@@ -178,7 +179,7 @@ impl SqliteStore {
             jobs: rx,
             wake: tx.downgrade(),
             max_batch: options.max_batch.max(1),
-            on_batch: options.on_batch.clone(),
+            observer: options.observer.clone(),
             restart_wal: restart.clone(),
             failure: failure.clone(),
             health: health.clone(),

@@ -33,7 +33,7 @@ use super::subjects;
 use super::tx::SqliteTx;
 use crate::backend::WriteRows;
 use crate::backend::{run_unit, CommitHealth};
-use crate::{BatchObserver, Recorded, Stage, StoreError, Work};
+use crate::{Recorded, Stage, StoreError, Work, WriterObserverRef};
 use loanwire_domain::Outcome;
 
 pub(super) type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
@@ -111,7 +111,7 @@ pub(super) struct Writer {
     /// is dropped.
     pub wake: mpsc::WeakSender<Msg>,
     pub max_batch: usize,
-    pub on_batch: Option<BatchObserver>,
+    pub observer: Option<WriterObserverRef>,
     /// Raised by the checkpoint thread when the WAL should start over.
     pub restart_wal: Arc<AtomicBool>,
     pub failure: Failure,
@@ -140,7 +140,7 @@ impl Writer {
         let (to_sync, synced) = std_mpsc::channel::<Committed>();
         let (failure, wake) = (self.failure.clone(), self.wake.clone());
         let events = self.events_committed.clone();
-        let observer = self.on_batch.clone();
+        let observer = self.observer.clone();
         let syncer = std::thread::Builder::new()
             .name("sqlite-sync".into())
             .spawn(move || sync_loop(wal, synced, wake, failure, &events, observer));
@@ -196,7 +196,7 @@ impl Running {
         if self.open.is_empty() {
             self.begin();
         }
-        if let Some(observe) = &self.w.on_batch {
+        if let Some(observe) = &self.w.observer {
             observe.stage(Stage::Queue, job.queued.elapsed());
         }
         self.open.add(&mut self.w.conn, job);
@@ -248,14 +248,14 @@ impl Running {
         let size = self.open.len();
         let indexed = self.open.subjects_upto;
         let began = Instant::now();
-        if let Some(observe) = &self.w.on_batch {
+        if let Some(observe) = &self.w.observer {
             for ran in &self.open.ran {
                 observe.stage(Stage::CommitWait, began.saturating_duration_since(*ran));
             }
         }
         let (answers, committed) = std::mem::take(&mut self.open).finish(&mut self.w.conn);
         let at = Instant::now();
-        if let Some(observe) = &self.w.on_batch {
+        if let Some(observe) = &self.w.observer {
             observe.stage(Stage::Commit, at - began);
         }
         if committed {
@@ -283,7 +283,7 @@ impl Running {
                 let _ = reply.send(result);
             }
         }
-        if let Some(observe) = &self.w.on_batch {
+        if let Some(observe) = &self.w.observer {
             observe.batch(size);
         }
     }
@@ -378,7 +378,7 @@ fn sync_loop(
     wake: mpsc::WeakSender<Msg>,
     failure: Failure,
     events_committed: &watch::Sender<u64>,
-    observer: Option<BatchObserver>,
+    observer: Option<WriterObserverRef>,
 ) {
     let mut pending: Answers = Vec::new();
     while let Ok(first) = synced.recv() {
@@ -575,7 +575,7 @@ mod tests {
             jobs: rx,
             wake: jobs.downgrade(),
             max_batch: 8,
-            on_batch: None,
+            observer: None,
             restart_wal: Arc::default(),
             failure: failure.clone(),
             health: Arc::default(),
