@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use loanwire_store::Stage;
 use serde::Serialize;
 
 use crate::run::BenchError;
@@ -92,23 +93,18 @@ impl Tally {
         if self.seconds <= 0.0 {
             return None;
         }
-        let order = ["queue", "commit_wait", "commit", "sync_wait", "sync"];
-        let mut stages: Vec<StageMean> = self
-            .stages
+        let stages: Vec<StageMean> = Stage::ALL
             .iter()
-            .filter(|(_, (_, count))| *count > 0.0)
-            .map(|(stage, (sum, count))| StageMean {
-                stage: stage.clone(),
-                per: if matches!(stage.as_str(), "queue" | "commit_wait") {
-                    "call"
-                } else {
-                    "batch"
-                },
-                mean_ms: sum / count * 1000.0,
-                count: *count as u64,
+            .filter_map(|stage| {
+                let (sum, count) = self.stages.get(stage.as_str())?;
+                (*count > 0.0).then(|| StageMean {
+                    stage: stage.as_str().to_string(),
+                    per: if stage.per_call() { "call" } else { "batch" },
+                    mean_ms: sum / count * 1000.0,
+                    count: *count as u64,
+                })
             })
             .collect();
-        stages.sort_by_key(|s| order.iter().position(|o| *o == s.stage));
         let ns = self.seconds * 1e9;
         let mut threads: Vec<ThreadTime> = self
             .threads

@@ -56,11 +56,7 @@ impl WriterObserver for WriterMetrics {
     }
 
     fn stage(&self, stage: Stage, took: Duration) {
-        let i = Stage::ALL
-            .iter()
-            .position(|s| *s == stage)
-            .expect("every stage is listed");
-        self.stages[i].observe(took.as_secs_f64());
+        self.stages[stage as usize].observe(took.as_secs_f64());
     }
 }
 

@@ -76,6 +76,7 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// In pipeline order, which is also declaration order: `stage as usize` indexes it.
     pub const ALL: [Stage; 5] = [
         Stage::Queue,
         Stage::CommitWait,
@@ -83,6 +84,11 @@ impl Stage {
         Stage::SyncWait,
         Stage::Sync,
     ];
+
+    /// Whether it is timed per call (else per batch).
+    pub fn per_call(self) -> bool {
+        matches!(self, Stage::Queue | Stage::CommitWait)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
