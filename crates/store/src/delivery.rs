@@ -350,22 +350,39 @@ const CLAIM_WINDOW: u32 = 2000;
 /// lease ran out), and first of their subject among its pending ones — chosen here rather than
 /// by a query planner, which, on a queue whose statistics lag behind it, can turn the
 /// first-of-its-subject test into a scan per row.
+///
+/// The pending deliveries are read a page at a time, and no further than the claim needs: under
+/// load the first pages are what is in flight (leased) and what comes next, so a claim reads
+/// about its own size, not the whole backlog, each round.
 fn claim(q: &mut dyn DeliveryRows, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow>> {
-    let pending = q.first_pending(c.endpoint_id, CLAIM_WINDOW)?;
+    let page = c.limit.saturating_mul(2).clamp(64, CLAIM_WINDOW);
     let mut decided = std::collections::HashSet::new();
     let mut chosen = Vec::new();
-    for p in &pending {
-        // Only the first pending delivery of a subject may go; later ones wait for it.
-        if !decided.insert(p.subject.as_str()) {
-            continue;
-        }
-        let due = p.next_attempt_ms <= c.now_ms;
-        let free = p.lease_until_ms.is_none_or(|until| until < c.now_ms);
-        if due && free {
-            chosen.push(p.seq);
-            if chosen.len() == c.limit as usize {
-                break;
+    let (mut after, mut looked) = (i64::MIN, 0u32);
+    'pages: while looked < CLAIM_WINDOW {
+        let want = page.min(CLAIM_WINDOW - looked);
+        let pending = q.first_pending(c.endpoint_id, after, want)?;
+        let Some(last) = pending.last() else { break };
+        after = last.seq;
+        looked += pending.len() as u32;
+        // A short page is the end of what is pending.
+        let short = (pending.len() as u32) < want;
+        for p in pending {
+            // Only the first pending delivery of a subject may go; later ones wait for it.
+            if !decided.insert(p.subject) {
+                continue;
             }
+            let due = p.next_attempt_ms <= c.now_ms;
+            let free = p.lease_until_ms.is_none_or(|until| until < c.now_ms);
+            if due && free {
+                chosen.push(p.seq);
+                if chosen.len() == c.limit as usize {
+                    break 'pages;
+                }
+            }
+        }
+        if short {
+            break;
         }
     }
     if chosen.is_empty() {
@@ -427,8 +444,14 @@ pub trait DeliveryRows {
     fn advance_cursor(&mut self, id: &str, from: i64, to: i64) -> StoreResult<bool>;
     /// Inserts deliveries, leaving any that exist.
     fn insert_deliveries(&mut self, rows: &[DeliveryRow]) -> StoreResult<()>;
-    /// The endpoint's pending deliveries with the lowest `seq`, in `seq` order, at most `limit`.
-    fn first_pending(&mut self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<Pending>>;
+    /// The endpoint's pending deliveries with the lowest `seq` above `after_seq`, in `seq`
+    /// order, at most `limit`.
+    fn first_pending(
+        &mut self,
+        endpoint_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Pending>>;
     /// Leases those of `seqs` that are still pending and not leased (or their lease ran out);
     /// the rows leased.
     fn lease(&mut self, c: &Claim<'_>, seqs: &[i64]) -> StoreResult<Vec<DeliveryRow>>;

@@ -69,6 +69,25 @@ async fn all_events(store: &dyn Store) -> Vec<loanwire_store::Event> {
     }
 }
 
+/// An enabled endpoint for every event type, its cursor at the start.
+fn endpoint(id: &str) -> loanwire_store::delivery::Endpoint {
+    loanwire_store::delivery::Endpoint {
+        id: id.into(),
+        url: "http://example.com/".into(),
+        types: None,
+        description: String::new(),
+        secret: "whsec_x".into(),
+        previous_secret: None,
+        previous_secret_expires_ms: None,
+        enabled: true,
+        disabled_reason: None,
+        failures_in_a_row: 0,
+        cursor_seq: 0,
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
+
 on_both_backends! {
     async fn a_unit_that_fails_leaves_no_event_and_one_that_commits_leaves_one(db) {
         let store = db.open().unwrap();
@@ -120,25 +139,10 @@ on_both_backends! {
     }
 
     async fn pruning_keeps_the_events_an_endpoint_has_not_had_delivered(db) {
-        use loanwire_store::delivery::{DispatchStep, Endpoint, Finished, Verdict, AttemptRow};
+        use loanwire_store::delivery::{DispatchStep, Finished, Verdict, AttemptRow};
         let store = db.open().unwrap();
         let by = loanwire_store::Actor { name: "t".into(), source: "t".into() };
-        let endpoint = Endpoint {
-            id: "ep_1".into(),
-            url: "http://example.com/".into(),
-            types: None,
-            description: String::new(),
-            secret: "whsec_x".into(),
-            previous_secret: None,
-            previous_secret_expires_ms: None,
-            enabled: true,
-            disabled_reason: None,
-            failures_in_a_row: 0,
-            cursor_seq: 0,
-            created_ms: 0,
-            updated_ms: 0,
-        };
-        store.create_endpoint(&endpoint, &by).await.unwrap();
+        store.create_endpoint(&endpoint("ep_1"), &by).await.unwrap();
         for i in 0..3 {
             store.transact(applied(format!("k{i}"), false)).await.unwrap();
         }
@@ -181,6 +185,53 @@ on_both_backends! {
         let log = store.deliveries("ep_1", None, None, 10).await.unwrap();
         let seqs: Vec<i64> = log.iter().map(|d| d.seq).collect();
         assert_eq!(seqs, [all[2].seq, all[1].seq]);
+    }
+
+    async fn a_claim_reads_past_pages_of_leased_deliveries_and_never_past_a_subjects_first(db) {
+        use loanwire_store::delivery::DispatchStep;
+        let store = db.open().unwrap();
+        let by = loanwire_store::Actor { name: "t".into(), source: "t".into() };
+        store.create_endpoint(&endpoint("ep_1"), &by).await.unwrap();
+        // 150 subjects, then a second event of the first subject, then 10 more subjects.
+        let subjects: Vec<String> = (0..150)
+            .map(|i| format!("s{i}"))
+            .chain(["s0".to_string()])
+            .chain((150..160).map(|i| format!("s{i}")))
+            .collect();
+        for (i, subject) in subjects.iter().enumerate() {
+            let (id, subject) = (format!("c{i}"), subject.clone());
+            store
+                .transact(Box::new(move |tx| {
+                    let inbox_id = tx.append_inbox(&entry(&format!("call-{id}")))?;
+                    let mut e = new_event(&id);
+                    e.subject = format!(r#"{{"kind":"loan","loan_apply_no":"{subject}"}}"#);
+                    tx.append_event(&e)?;
+                    Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
+                }))
+                .await
+                .unwrap();
+        }
+        let all = all_events(store.as_ref()).await;
+        assert_eq!(all.len(), subjects.len());
+        let step = |now_ms, limit| DispatchStep {
+            owner: "me".into(),
+            now_ms,
+            lease_ms: 1000,
+            results: vec![],
+            claims: vec![("ep_1".into(), limit)],
+            fan_out: vec![],
+            disable_after: 20,
+        };
+        let mut first = step(1, 140);
+        first.fan_out = vec![("ep_1".into(), 0, store.events_for(0, None, 1000).await.unwrap())];
+        let claimed: Vec<i64> = store.dispatch(first).await.unwrap().claimed.iter().map(|c| c.seq).collect();
+        let expected: Vec<i64> = all[..140].iter().map(|e| e.seq).collect();
+        assert_eq!(claimed, expected, "the first 140 subjects' deliveries, in seq order");
+        // Still leased: the next claim reads more than two pages of them to find the rest, and
+        // leaves the first subject's second event to wait for its first.
+        let claimed: Vec<i64> = store.dispatch(step(2, 20)).await.unwrap().claimed.iter().map(|c| c.seq).collect();
+        let expected: Vec<i64> = all[140..150].iter().chain(&all[151..]).map(|e| e.seq).collect();
+        assert_eq!(claimed, expected);
     }
 
     async fn a_reader_following_the_feed_never_skips_an_event_while_writers_commit_at_once(db) {

@@ -188,13 +188,18 @@ impl DeliveryRows for Conn {
         Ok(())
     }
 
-    fn first_pending(&mut self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<Pending>> {
+    fn first_pending(
+        &mut self,
+        endpoint_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Pending>> {
         let rows = self
             .client()?
             .query(
                 "SELECT seq, subject, next_attempt_ms, lease_until_ms FROM deliveries
-                 WHERE endpoint_id = $1 AND status = 'pending' ORDER BY seq LIMIT $2",
-                &[&endpoint_id, &i64::from(limit)],
+                 WHERE endpoint_id = $1 AND status = 'pending' AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&endpoint_id, &after_seq, &i64::from(limit)],
             )
             .map_err(db_unavailable)?;
         Ok(rows

@@ -1,6 +1,6 @@
 //! Webhook endpoints, deliveries, attempts and the NATS position, in SQLite's SQL.
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::delivery::{
     AttemptRow, Backlog, Claim, DeliveryPage, DeliveryRow, DeliveryRows, Disabling, EndpointRow,
@@ -162,12 +162,17 @@ impl DeliveryRows for Connection {
         Ok(())
     }
 
-    fn first_pending(&mut self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<Pending>> {
+    fn first_pending(
+        &mut self,
+        endpoint_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Pending>> {
         let mut stmt = self.prepare_cached(
             "SELECT seq, subject, next_attempt_ms, lease_until_ms FROM deliveries
-             WHERE endpoint_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2",
+             WHERE endpoint_id = ?1 AND status = 'pending' AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![endpoint_id, limit], |r| {
+        let rows = stmt.query_map(params![endpoint_id, after_seq, limit], |r| {
             Ok(Pending {
                 seq: r.get(0)?,
                 subject: r.get(1)?,
@@ -199,11 +204,13 @@ impl DeliveryRows for Connection {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; seqs.len()].join(", ");
-        let mut stmt = self.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({marks})"
+        // One statement text for any number of seqs, so that it is prepared once: the seqs go
+        // in as a JSON array.
+        let mut stmt = self.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq IN (SELECT value FROM json_each(?1))"
         ))?;
-        let rows = stmt.query_map(params_from_iter(seqs), event_row)?;
+        let list = serde_json::to_string(seqs).expect("integers serialize");
+        let rows = stmt.query_map(params![list], event_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
