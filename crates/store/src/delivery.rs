@@ -342,6 +342,14 @@ pub struct Pending {
     pub lease_until_ms: Option<i64>,
 }
 
+/// A page of an endpoint's pending deliveries, in `seq` order.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingPage<'a> {
+    pub endpoint_id: &'a str,
+    pub after_seq: i64,
+    pub limit: u32,
+}
+
 /// How many of an endpoint's first pending deliveries a claim looks at: a subject whose first
 /// pending delivery is among them is decided by it; a claim never looks past them.
 const CLAIM_WINDOW: u32 = 2000;
@@ -361,7 +369,11 @@ fn claim(q: &mut dyn DeliveryRows, c: &Claim<'_>) -> StoreResult<Vec<DeliveryRow
     let (mut after, mut looked) = (i64::MIN, 0u32);
     'pages: while looked < CLAIM_WINDOW {
         let want = page.min(CLAIM_WINDOW - looked);
-        let pending = q.first_pending(c.endpoint_id, after, want)?;
+        let pending = q.first_pending(&PendingPage {
+            endpoint_id: c.endpoint_id,
+            after_seq: after,
+            limit: want,
+        })?;
         let Some(last) = pending.last() else { break };
         after = last.seq;
         looked += pending.len() as u32;
@@ -444,14 +456,9 @@ pub trait DeliveryRows {
     fn advance_cursor(&mut self, id: &str, from: i64, to: i64) -> StoreResult<bool>;
     /// Inserts deliveries, leaving any that exist.
     fn insert_deliveries(&mut self, rows: &[DeliveryRow]) -> StoreResult<()>;
-    /// The endpoint's pending deliveries with the lowest `seq` above `after_seq`, in `seq`
-    /// order, at most `limit`.
-    fn first_pending(
-        &mut self,
-        endpoint_id: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<Pending>>;
+    /// The endpoint's pending deliveries with the lowest `seq` above `p.after_seq`, in `seq`
+    /// order, at most `p.limit`.
+    fn first_pending(&mut self, p: &PendingPage<'_>) -> StoreResult<Vec<Pending>>;
     /// Leases those of `seqs` that are still pending and not leased (or their lease ran out);
     /// the rows leased.
     fn lease(&mut self, c: &Claim<'_>, seqs: &[i64]) -> StoreResult<Vec<DeliveryRow>>;

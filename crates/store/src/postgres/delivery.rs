@@ -7,7 +7,7 @@ use super::conn::{db_unavailable, Conn};
 use super::events::FRONTIER;
 use crate::delivery::{
     AttemptRow, Backlog, Claim, DeliveryPage, DeliveryRow, DeliveryRows, Disabling, EndpointRow,
-    Finish, Pending, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+    Finish, Pending, PendingPage, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -188,18 +188,13 @@ impl DeliveryRows for Conn {
         Ok(())
     }
 
-    fn first_pending(
-        &mut self,
-        endpoint_id: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<Pending>> {
+    fn first_pending(&mut self, p: &PendingPage<'_>) -> StoreResult<Vec<Pending>> {
         let rows = self
             .client()?
             .query(
                 "SELECT seq, subject, next_attempt_ms, lease_until_ms FROM deliveries
                  WHERE endpoint_id = $1 AND status = 'pending' AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&endpoint_id, &after_seq, &i64::from(limit)],
+                &[&p.endpoint_id, &p.after_seq, &i64::from(p.limit)],
             )
             .map_err(db_unavailable)?;
         Ok(rows

@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::delivery::{
     AttemptRow, Backlog, Claim, DeliveryPage, DeliveryRow, DeliveryRows, Disabling, EndpointRow,
-    Finish, Pending, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+    Finish, Pending, PendingPage, Requeue, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
 };
 use crate::rows::{EventRow, EVENT_COLUMNS};
 use crate::StoreResult;
@@ -162,17 +162,12 @@ impl DeliveryRows for Connection {
         Ok(())
     }
 
-    fn first_pending(
-        &mut self,
-        endpoint_id: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<Pending>> {
+    fn first_pending(&mut self, p: &PendingPage<'_>) -> StoreResult<Vec<Pending>> {
         let mut stmt = self.prepare_cached(
             "SELECT seq, subject, next_attempt_ms, lease_until_ms FROM deliveries
              WHERE endpoint_id = ?1 AND status = 'pending' AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![endpoint_id, after_seq, limit], |r| {
+        let rows = stmt.query_map(params![p.endpoint_id, p.after_seq, p.limit], |r| {
             Ok(Pending {
                 seq: r.get(0)?,
                 subject: r.get(1)?,
