@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{entry, TestDb};
+use common::{endpoint, entry, TestDb};
 use loanwire_domain::Outcome;
 use loanwire_store::{EventQuery, NewEvent, Recorded, Store, StoreError, Work};
 
@@ -66,25 +66,6 @@ async fn all_events(store: &dyn Store) -> Vec<loanwire_store::Event> {
         if !more {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-}
-
-/// An enabled endpoint for every event type, its cursor at the start.
-fn endpoint(id: &str) -> loanwire_store::delivery::Endpoint {
-    loanwire_store::delivery::Endpoint {
-        id: id.into(),
-        url: "http://example.com/".into(),
-        types: None,
-        description: String::new(),
-        secret: "whsec_x".into(),
-        previous_secret: None,
-        previous_secret_expires_ms: None,
-        enabled: true,
-        disabled_reason: None,
-        failures_in_a_row: 0,
-        cursor_seq: 0,
-        created_ms: 0,
-        updated_ms: 0,
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{entry, key, process, TestDb};
+use common::{endpoint, entry, key, process, TestDb};
 use loanwire_domain::idempotency::IdempotencyRecord;
 use loanwire_domain::loan::{Flag, FlagKind, LoanState};
 use loanwire_domain::Outcome;
@@ -265,19 +265,11 @@ on_both_backends! {
         before.create_app(&app("11111111"), &by).await.unwrap();
         before.create_app(&app("22222222"), &by).await.unwrap();
         let endpoint = loanwire_store::delivery::Endpoint {
-            id: "ep_1".into(),
             url: "https://example.com/hooks".into(),
-            types: None,
-            description: String::new(),
             secret: "whsec_c2VjcmV0".into(),
-            previous_secret: None,
-            previous_secret_expires_ms: None,
-            enabled: true,
-            disabled_reason: None,
-            failures_in_a_row: 0,
-            cursor_seq: 0,
             created_ms: 1,
             updated_ms: 1,
+            ..endpoint("ep_1")
         };
         before.create_endpoint(&endpoint, &by).await.unwrap();
         drop(before);

@@ -144,3 +144,22 @@ macro_rules! on_both_backends {
     };
     () => {};
 }
+
+/// An enabled endpoint for every event type, its cursor at the start.
+pub fn endpoint(id: &str) -> loanwire_store::delivery::Endpoint {
+    loanwire_store::delivery::Endpoint {
+        id: id.into(),
+        url: "http://example.com/".into(),
+        types: None,
+        description: String::new(),
+        secret: "whsec_x".into(),
+        previous_secret: None,
+        previous_secret_expires_ms: None,
+        enabled: true,
+        disabled_reason: None,
+        failures_in_a_row: 0,
+        cursor_seq: 0,
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
