@@ -8,7 +8,7 @@ use loanwire_top::text::echo;
 use loanwire_top::Params;
 use serde_json::json;
 
-use super::{refusal, CallMeta, Subject};
+use super::{json_text, refusal, CallMeta, Subject};
 use crate::errors;
 use crate::state::AppState;
 
@@ -47,12 +47,11 @@ pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> 
     let about = Subject {
         subject: Some(key.subject()),
         idempotency_key: None,
-        detail: json!({
+        detail: json_text(&json!({
             "status": req.infos.status,
             "user": req.user,
             "user_id": req.infos.user_id,
-        })
-        .to_string(),
+        })),
     };
     if !app.may_report_for(&req.infos.channel_id) {
         let e = errors::permission_denied(format!(

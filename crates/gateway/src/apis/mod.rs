@@ -147,8 +147,8 @@ impl CallMeta {
             recorded_ms: self.received_ms(),
             app_key: self.app_key.clone(),
             request_id: request_id.to_string(),
-            subject: subject.to_string(),
-            data: data.to_string(),
+            subject: json_text(subject),
+            data: json_text(data),
         }
     }
 
@@ -170,6 +170,12 @@ impl CallMeta {
             inbox_id,
         })
     }
+}
+
+/// A JSON value as text. `serde_json::to_string` writes into one buffer; `Value`'s `Display`
+/// goes through a formatter per fragment, at about twice the instructions, on every call.
+pub fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).expect("a JSON value serializes")
 }
 
 pub fn body_of<R: Serialize>(response: &R) -> Map<String, Value> {

@@ -12,7 +12,7 @@ use loanwire_top::text::echo;
 use loanwire_top::Params;
 use serde_json::json;
 
-use super::{body_of, refusal, CallMeta, Subject};
+use super::{body_of, json_text, refusal, CallMeta, Subject};
 use crate::errors;
 use crate::state::AppState;
 
@@ -49,12 +49,11 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
     let about = Subject {
         subject: Some(loan::subject(&req.loan_apply_no)),
         idempotency_key: Some(req.request_id.clone()),
-        detail: json!({
+        detail: json_text(&json!({
             "before_status": req.before_status,
             "after_status": req.after_status,
             "change_time": req.change_time,
-        })
-        .to_string(),
+        })),
     };
     let fingerprint = idempotency::fingerprint(&req);
     let skew = state.config.skew();
