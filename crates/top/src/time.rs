@@ -70,17 +70,23 @@ impl TopDateTime {
         if !(0..=9999).contains(&t.year()) {
             return t.format(FORMAT).to_string();
         }
-        // Written field by field: chrono's `format` reads the pattern again on every call, and
-        // every call's times are formatted for its fingerprint and its inbox record.
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+        // Written digit by digit: chrono's `format` reads the pattern again on every call, and
+        // `format!` goes through a formatter per field; every call's times are formatted for
+        // its fingerprint, its event and its inbox record.
+        let mut out = *b"0000-00-00 00:00:00";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, t.year() as u32);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        String::from_utf8(out.to_vec()).expect("ASCII digits")
     }
 }
 
