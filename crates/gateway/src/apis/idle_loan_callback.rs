@@ -6,6 +6,8 @@ use loanwire_domain::process::{self, ProcessDecision, ProcessKey, ProcessState};
 use loanwire_store::{App, NewEvent, Work};
 use loanwire_top::text::echo;
 use loanwire_top::Params;
+use loanwire_top::TopDateTime;
+use serde::Serialize;
 use serde_json::json;
 
 use super::{json_text, refusal, CallMeta, Subject};
@@ -15,23 +17,45 @@ use crate::state::AppState;
 /// The API parameter that carries the report.
 const PARAM: &str = "infos";
 
+/// A `process.changed` event's subject, in the SPEC's field order.
+#[derive(Serialize)]
+struct ProcessSubject<'a> {
+    kind: &'static str,
+    channel_id: &'a str,
+    #[serde(rename = "type")]
+    process_type: &'a str,
+    process_no: &'a str,
+}
+
+/// A `process.changed` event's data, in the SPEC's field order.
+#[derive(Serialize)]
+struct ProcessChanged<'a> {
+    status: &'a str,
+    previous_status: Option<&'a str>,
+    user: &'a str,
+    user_id: i64,
+    submit_time: &'a Option<TopDateTime>,
+    complete_time: &'a Option<TopDateTime>,
+    fund_products: &'a Option<Vec<String>>,
+}
+
 /// The `process.changed` event of a callback that changed `previous` into `next`.
 fn changed(meta: &CallMeta, previous: Option<&ProcessState>, next: &ProcessState) -> NewEvent {
-    let subject = json!({
-        "kind": "process",
-        "channel_id": next.key.channel_id,
-        "type": next.key.process_type,
-        "process_no": next.key.process_no,
-    });
-    let data = json!({
-        "status": next.status,
-        "previous_status": previous.map(|p| &p.status),
-        "user": next.user,
-        "user_id": next.user_id,
-        "submit_time": next.submit_time,
-        "complete_time": next.complete_time,
-        "fund_products": next.fund_products,
-    });
+    let subject = ProcessSubject {
+        kind: "process",
+        channel_id: &next.key.channel_id,
+        process_type: &next.key.process_type,
+        process_no: &next.key.process_no,
+    };
+    let data = ProcessChanged {
+        status: &next.status,
+        previous_status: previous.map(|p| p.status.as_str()),
+        user: &next.user,
+        user_id: next.user_id,
+        submit_time: &next.submit_time,
+        complete_time: &next.complete_time,
+        fund_products: &next.fund_products,
+    };
     meta.event(PROCESS_CHANGED, &meta.call_id, &subject, &data)
 }
 

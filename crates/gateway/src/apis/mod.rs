@@ -138,8 +138,8 @@ impl CallMeta {
         &self,
         event_type: &str,
         request_id: &str,
-        subject: &Value,
-        data: &Value,
+        subject: &impl Serialize,
+        data: &impl Serialize,
     ) -> NewEvent {
         NewEvent {
             id: format!("evt_{}", ulid::Ulid::new()),
@@ -174,8 +174,8 @@ impl CallMeta {
 
 /// A JSON value as text. `serde_json::to_string` writes into one buffer; `Value`'s `Display`
 /// goes through a formatter per fragment, at about twice the instructions, on every call.
-pub fn json_text(v: &Value) -> String {
-    serde_json::to_string(v).expect("a JSON value serializes")
+pub fn json_text(v: &impl Serialize) -> String {
+    serde_json::to_string(v).expect("event and detail fields serialize")
 }
 
 pub fn body_of<R: Serialize>(response: &R) -> Map<String, Value> {

@@ -10,6 +10,8 @@ use loanwire_domain::Outcome;
 use loanwire_store::{App, NewEvent, Work};
 use loanwire_top::text::echo;
 use loanwire_top::Params;
+use loanwire_top::TopDateTime;
+use serde::Serialize;
 use serde_json::json;
 
 use super::{body_of, json_text, refusal, CallMeta, Subject};
@@ -19,6 +21,26 @@ use crate::state::AppState;
 /// The type of the events this API produces.
 pub const LOAN_CHANGED: &str = "loan.changed";
 
+/// A `loan.changed` event's subject, in the SPEC's field order.
+#[derive(Serialize)]
+struct LoanSubject<'a> {
+    kind: &'static str,
+    loan_apply_no: &'a str,
+}
+
+/// A `loan.changed` event's data, in the SPEC's field order.
+#[derive(Serialize)]
+struct LoanChanged<'a> {
+    before_status: &'a str,
+    after_status: &'a str,
+    previous_status: Option<&'a str>,
+    change_time: &'a TopDateTime,
+    customer_id: &'a Option<String>,
+    institution_loan_no: &'a Option<String>,
+    needs_reconciliation: bool,
+    reconciliation_reasons: &'a [Flag],
+}
+
 /// The `loan.changed` event of a change that turned `previous` into `next`.
 fn changed(
     meta: &CallMeta,
@@ -27,17 +49,20 @@ fn changed(
     next: &LoanState,
     flags: &[Flag],
 ) -> NewEvent {
-    let subject = json!({"kind": "loan", "loan_apply_no": next.loan_apply_no});
-    let data = json!({
-        "before_status": req.before_status,
-        "after_status": req.after_status,
-        "previous_status": previous.map(|p| &p.status),
-        "change_time": req.change_time,
-        "customer_id": next.customer_id,
-        "institution_loan_no": next.institution_loan_no,
-        "needs_reconciliation": next.needs_reconciliation,
-        "reconciliation_reasons": flags,
-    });
+    let subject = LoanSubject {
+        kind: "loan",
+        loan_apply_no: &next.loan_apply_no,
+    };
+    let data = LoanChanged {
+        before_status: &req.before_status,
+        after_status: &req.after_status,
+        previous_status: previous.map(|p| p.status.as_str()),
+        change_time: &req.change_time,
+        customer_id: &next.customer_id,
+        institution_loan_no: &next.institution_loan_no,
+        needs_reconciliation: next.needs_reconciliation,
+        reconciliation_reasons: flags,
+    };
     meta.event(LOAN_CHANGED, &req.request_id, &subject, &data)
 }
 
