@@ -5,8 +5,7 @@ use loanwire_api::{IdleLoanCallbackRequest, TopApi};
 use loanwire_domain::process::{self, ProcessDecision, ProcessKey, ProcessState};
 use loanwire_store::{App, NewEvent, Work};
 use loanwire_top::text::echo;
-use loanwire_top::Params;
-use loanwire_top::TopDateTime;
+use loanwire_top::{Params, TopDateTime};
 use serde::Serialize;
 use serde_json::json;
 

@@ -172,8 +172,9 @@ impl CallMeta {
     }
 }
 
-/// A JSON value as text. `serde_json::to_string` writes into one buffer; `Value`'s `Display`
-/// goes through a formatter per fragment, at about twice the instructions, on every call.
+/// Event and detail fields as JSON text, written into one buffer by `serde_json::to_string`
+/// (`Value`'s `Display` goes through a formatter per fragment, at about twice the instructions,
+/// on every call).
 pub fn json_text(v: &impl Serialize) -> String {
     serde_json::to_string(v).expect("event and detail fields serialize")
 }

@@ -9,8 +9,7 @@ use loanwire_domain::loan::{self, Flag, LoanDecision, LoanState};
 use loanwire_domain::Outcome;
 use loanwire_store::{App, NewEvent, Work};
 use loanwire_top::text::echo;
-use loanwire_top::Params;
-use loanwire_top::TopDateTime;
+use loanwire_top::{Params, TopDateTime};
 use serde::Serialize;
 use serde_json::json;
 
