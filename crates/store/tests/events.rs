@@ -27,9 +27,14 @@ fn new_event(id: &str) -> NewEvent {
 
 /// A unit that records a call and its event, then fails if asked to.
 fn applied(id: String, fail: bool) -> Work {
+    recording(new_event(&id), fail)
+}
+
+/// A unit that records the call of `event` (`call-<its id>`) and `event`, then fails if asked to.
+fn recording(event: NewEvent, fail: bool) -> Work {
     Box::new(move |tx| {
-        let inbox_id = tx.append_inbox(&entry(&format!("call-{id}")))?;
-        tx.append_event(&new_event(&id))?;
+        let inbox_id = tx.append_inbox(&entry(&format!("call-{}", event.id)))?;
+        tx.append_event(&event)?;
         if fail {
             return Err(StoreError::Invalid("fails after its event".into()));
         }
@@ -87,20 +92,12 @@ on_both_backends! {
     async fn the_feed_filters_by_type_pages_by_cursor_and_marks_what_was_pruned(db) {
         let store = db.open().unwrap();
         for i in 0..5 {
-            let id = format!("p{i}");
-            store
-                .transact(Box::new(move |tx| {
-                    let inbox_id = tx.append_inbox(&entry(&format!("call-{id}")))?;
-                    let mut e = new_event(&id);
-                    e.recorded_ms = 1_000 * (i + 1);
-                    if i % 2 == 1 {
-                        e.event_type = "process.changed".into();
-                    }
-                    tx.append_event(&e)?;
-                    Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
-                }))
-                .await
-                .unwrap();
+            let mut e = new_event(&format!("p{i}"));
+            e.recorded_ms = 1_000 * (i + 1);
+            if i % 2 == 1 {
+                e.event_type = "process.changed".into();
+            }
+            store.transact(recording(e, false)).await.unwrap();
         }
         let all = all_events(store.as_ref()).await;
         assert_eq!(all.len(), 5);
@@ -180,17 +177,9 @@ on_both_backends! {
             .chain((150..160).map(|i| format!("s{i}")))
             .collect();
         for (i, subject) in subjects.iter().enumerate() {
-            let (id, subject) = (format!("c{i}"), subject.clone());
-            store
-                .transact(Box::new(move |tx| {
-                    let inbox_id = tx.append_inbox(&entry(&format!("call-{id}")))?;
-                    let mut e = new_event(&id);
-                    e.subject = format!(r#"{{"kind":"loan","loan_apply_no":"{subject}"}}"#);
-                    tx.append_event(&e)?;
-                    Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
-                }))
-                .await
-                .unwrap();
+            let mut e = new_event(&format!("c{i}"));
+            e.subject = format!(r#"{{"kind":"loan","loan_apply_no":"{subject}"}}"#);
+            store.transact(recording(e, false)).await.unwrap();
         }
         let all = all_events(store.as_ref()).await;
         assert_eq!(all.len(), subjects.len());
