@@ -116,6 +116,30 @@ on_both_backends! {
         assert_eq!(store.prune_events(2_500).await.unwrap(), 0, "nothing more to prune");
     }
 
+    async fn once_every_event_is_pruned_the_next_is_numbered_above_the_pruned_ones(db) {
+        let store = db.open().unwrap();
+        for i in 0..3 {
+            store.transact(applied(format!("gone{i}"), false)).await.unwrap();
+        }
+        let gone = all_events(store.as_ref()).await;
+        assert_eq!(store.prune_events(i64::MAX).await.unwrap(), 3);
+        store.transact(applied("next".into(), false)).await.unwrap();
+        let left = all_events(store.as_ref()).await;
+        let ids: Vec<&str> = left.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["next"]);
+        assert!(
+            left[0].seq > gone[2].seq,
+            "a pruned number is never handed out again: {} after {}",
+            left[0].seq,
+            gone[2].seq
+        );
+        let page = store.events(&EventQuery { after: 0, limit: 10, types: None }).await.unwrap();
+        assert_eq!(page.pruned_through, gone[2].seq);
+        // A reader that had seen the last pruned event reads on without a gap.
+        let q = EventQuery { after: gone[2].seq, limit: 10, types: None };
+        assert_eq!(store.events(&q).await.unwrap().events.len(), 1);
+    }
+
     async fn pruning_keeps_the_events_an_endpoint_has_not_had_delivered(db) {
         use loanwire_store::delivery::{DispatchStep, Finished, Verdict, AttemptRow};
         let store = db.open().unwrap();

@@ -1,6 +1,6 @@
 //! The SQLite inbox under sustained writes, on a real database file: histories stay complete
-//! while subjects are indexed in bulk, an older database's histories survive the migration, and
-//! the WAL is reused instead of growing with every call.
+//! while subjects are indexed in bulk, an older database's histories and numbers survive the
+//! migrations, and the WAL is reused instead of growing with every call.
 
 use std::sync::Arc;
 
@@ -148,6 +148,120 @@ async fn a_database_indexed_per_call_keeps_its_histories_after_the_migration() {
         history_ids(&store, "OLD").await,
         ["old-1", "old-2", "new-1"]
     );
+}
+
+#[tokio::test]
+async fn a_database_numbered_by_autoincrement_keeps_its_numbers_and_never_hands_one_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loanwire.db");
+    {
+        // A database as schema version 6 left it: three calls, five events of which the
+        // oldest three were pruned and the newest two removed by hand.
+        let db = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+            include_str!("../migrations/sqlite/0002_subjects_indexed_in_bulk.sql"),
+            include_str!("../migrations/sqlite/0003_events.sql"),
+            include_str!("../migrations/sqlite/0004_operators.sql"),
+            include_str!("../migrations/sqlite/0005_delivery.sql"),
+            include_str!("../migrations/sqlite/0006_console.sql"),
+        ] {
+            db.execute_batch(sql).unwrap();
+        }
+        db.pragma_update(None, "user_version", 6).unwrap();
+        db.execute_batch(
+            "INSERT INTO inbox (call_id, received_ms, app_key, method, params, outcome, detail,
+                 response)
+             VALUES ('old-1', 0, 'app', 'm', '{}', 'applied', '{}', 'r'),
+                    ('old-2', 0, 'app', 'm', '{}', 'applied', '{}', 'r'),
+                    ('old-3', 0, 'app', 'm', '{}', 'refused', '{}', 'r');
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5)
+             INSERT INTO events (id, type, recorded_ms, app_key, request_id, subject, data)
+                 SELECT 'old-e' || i, 'loan.changed', 0, 'app', 'r', '{}', '{}' FROM n;
+             DELETE FROM events WHERE seq <= 3;
+             UPDATE events_pruned SET through_seq = 3;
+             DELETE FROM events;",
+        )
+        .unwrap();
+    }
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let recorded = store
+        .transact(Box::new(|tx| {
+            let inbox_id = tx.append_inbox(&entry("new-1"))?;
+            tx.append_event(&loanwire_store::NewEvent {
+                id: "new-e".into(),
+                event_type: "loan.changed".into(),
+                recorded_ms: 0,
+                app_key: "app".into(),
+                request_id: "r".into(),
+                subject: "{}".into(),
+                data: "{}".into(),
+            })?;
+            Ok(Recorded {
+                outcome: Outcome::Applied,
+                response: "r".into(),
+                inbox_id,
+            })
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded.inbox_id, 4,
+        "the inbox's numbers go on from the old ones"
+    );
+    let feed = store
+        .events(&loanwire_store::EventQuery {
+            after: 0,
+            limit: 10,
+            types: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        feed.pruned_through, 5,
+        "every number handed out counts as gone"
+    );
+    let seqs: Vec<(i64, &str)> = feed.events.iter().map(|e| (e.seq, e.id.as_str())).collect();
+    assert_eq!(
+        seqs,
+        [(6, "new-e")],
+        "numbers 1 to 5 are never handed out again"
+    );
+
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let calls: Vec<(i64, String)> = db
+        .prepare("SELECT id, call_id FROM inbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [(1, "old-1"), (2, "old-2"), (3, "old-3"), (4, "new-1")];
+    assert_eq!(calls, expected.map(|(id, c)| (id, c.to_string())));
+    let autoincrement: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master
+             WHERE name IN ('inbox', 'events') AND sql LIKE '%AUTOINCREMENT%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(autoincrement, 0);
+    for change in [
+        "UPDATE inbox SET outcome = 'applied' WHERE id = 3",
+        "DELETE FROM inbox WHERE id = 1",
+    ] {
+        let refused = db.execute(change, []).unwrap_err().to_string();
+        assert!(refused.contains("append-only"), "{change}: {refused}");
+    }
+    let indexed: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'inbox_by_app'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 1, "the inbox's index by app is made again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_operators.sql"),
     include_str!("../../migrations/sqlite/0005_delivery.sql"),
     include_str!("../../migrations/sqlite/0006_console.sql"),
+    include_str!("../../migrations/sqlite/0007_numbers_without_autoincrement.sql"),
 ];
 
 pub const DB_FILE: &str = "loanwire.db";

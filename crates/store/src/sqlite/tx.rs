@@ -157,11 +157,16 @@ impl TxRows for SqliteTx<'_> {
     }
 }
 
-/// Appends an event; its `seq` is the next rowid, and this writer is the only one.
+/// Appends an event. Its `seq` is one above the largest left or, once every event is pruned,
+/// above the largest pruned (pruning removes the oldest first, so any event left is above every
+/// pruned one): a pruned number is never handed out again. This writer is the only one, so
+/// numbers follow commit order.
 fn append_event(conn: &Connection, e: &NewEvent) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO events (id, type, recorded_ms, app_key, request_id, subject, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (seq, id, type, recorded_ms, app_key, request_id, subject, data)
+         VALUES (coalesce((SELECT max(seq) FROM events),
+                          (SELECT through_seq FROM events_pruned)) + 1,
+                 ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         e.id,
