@@ -42,6 +42,18 @@ pub trait TxRows {
     fn add_loan_flags(&mut self, loan_apply_no: &str, flags: &[String]) -> StoreResult<()>;
     fn idempotency_row(&mut self, app_key: &str, id: &str) -> StoreResult<Option<IdempotencyRow>>;
     fn put_idempotency_row(&mut self, row: &IdempotencyRow, now_ms: i64) -> StoreResult<()>;
+    /// `idempotency_row` and `loan_row` at once; a backend with round trips makes them one.
+    fn idempotency_and_loan_rows(
+        &mut self,
+        app_key: &str,
+        id: &str,
+        loan_apply_no: &str,
+    ) -> StoreResult<(Option<IdempotencyRow>, Option<LoanRow>)> {
+        Ok((
+            self.idempotency_row(app_key, id)?,
+            self.loan_row(loan_apply_no)?,
+        ))
+    }
     fn append_inbox_row(&mut self, entry: &InboxEntry) -> StoreResult<i64>;
     fn append_event_row(&mut self, event: &NewEvent) -> StoreResult<()>;
 }
@@ -96,6 +108,19 @@ impl<T: TxRows> Tx for T {
     ) -> Result<(), StoreError> {
         let row = IdempotencyRow::of(app_key, request_id, record);
         self.put_idempotency_row(&row, now_ms)
+    }
+
+    fn idempotency_and_loan(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+        loan_apply_no: &str,
+    ) -> Result<(Option<IdempotencyRecord>, Option<LoanState>), StoreError> {
+        let (seen, loan) = self.idempotency_and_loan_rows(app_key, request_id, loan_apply_no)?;
+        Ok((
+            seen.map(IdempotencyRow::into_record).transpose()?,
+            loan.map(LoanRow::into_state).transpose()?,
+        ))
     }
 
     fn append_inbox(&mut self, entry: &InboxEntry) -> Result<i64, StoreError> {

@@ -129,6 +129,14 @@ pub trait Tx {
         record: &IdempotencyRecord,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+    /// What `idempotency` and `loan` read, read together — the reads of a loan change, in one
+    /// round trip on a backend that has round trips.
+    fn idempotency_and_loan(
+        &mut self,
+        app_key: &str,
+        request_id: &str,
+        loan_apply_no: &str,
+    ) -> Result<(Option<IdempotencyRecord>, Option<LoanState>), StoreError>;
     /// Appends to the inbox; returns the record's id.
     fn append_inbox(&mut self, entry: &InboxEntry) -> Result<i64, StoreError>;
     /// Appends the event of an applied change; it commits with the change or not at all.

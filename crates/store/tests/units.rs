@@ -109,7 +109,7 @@ on_both_backends! {
         );
     }
 
-    async fn states_flags_and_idempotency_records_read_back_as_written(db) {
+    async fn states_flags_and_idempotency_records_read_back_as_written_apart_or_together(db) {
         let store = db.open().unwrap();
         let loan = LoanState {
             loan_apply_no: "FI1".into(),
@@ -163,6 +163,35 @@ on_both_backends! {
             }))
             .await
             .unwrap();
+        // Read together, as a loan change reads them, then written: an existing note is
+        // updated, a new one inserted.
+        let (l, r) = (loan.clone(), record.clone());
+        store
+            .transact(Box::new(move |tx| {
+                assert_eq!(tx.idempotency_and_loan("app", "R1", "FI1")?, (Some(r.clone()), Some(l.clone())));
+                assert_eq!(tx.idempotency_and_loan("app", "R2", "FI1")?, (None, Some(l.clone())));
+                assert_eq!(tx.idempotency_and_loan("app", "R1", "FI2")?, (Some(r.clone()), None));
+                assert_eq!(tx.idempotency_and_loan("other", "R1", "FI2")?, (None, None));
+                let updated = LoanState { status: "CLEARED".into(), ..l.clone() };
+                tx.put_loan(&updated, &[], 2_000)?;
+                let created = LoanState { loan_apply_no: "FI2".into(), ..l.clone() };
+                tx.put_loan(&created, &[], 2_000)?;
+                let inbox_id = tx.append_inbox(&entry("call-3"))?;
+                Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
+            }))
+            .await
+            .unwrap();
+        let statuses = store
+            .transact(Box::new(move |tx| {
+                let (_, one) = tx.idempotency_and_loan("app", "R9", "FI1")?;
+                let (_, two) = tx.idempotency_and_loan("app", "R9", "FI2")?;
+                let inbox_id = tx.append_inbox(&entry("call-4"))?;
+                let response = format!("{}/{}", one.unwrap().status, two.unwrap().status);
+                Ok(Recorded { outcome: Outcome::Applied, response, inbox_id })
+            }))
+            .await
+            .unwrap();
+        assert_eq!(statuses.response, "CLEARED/OVERDUE");
         let view = store.loan_view("FI1").await.unwrap().expect("the loan note");
         assert_eq!(view.reconciliation_reasons, vec![flag]);
         assert_eq!(view.last_change_time, "2024-01-02 03:04:05");

@@ -262,6 +262,53 @@ impl TxRows for PgTx<'_, '_> {
         }))
     }
 
+    fn idempotency_and_loan_rows(
+        &mut self,
+        app_key: &str,
+        id: &str,
+        loan_apply_no: &str,
+    ) -> StoreResult<(Option<IdempotencyRow>, Option<LoanRow>)> {
+        self.send_held()?;
+        // One row always: the loan note's columns are NULL when it does not exist (its status
+        // never is otherwise), the idempotency record's likewise.
+        let row = self.query_opt(
+            "WITH loan AS MATERIALIZED (
+                 SELECT status, app_key, customer_id, institution_loan_no, last_change_ms,
+                     needs_reconciliation
+                 FROM loans WHERE loan_apply_no = $3 FOR UPDATE)
+             SELECT l.status, l.app_key, l.customer_id, l.institution_loan_no, l.last_change_ms,
+                 l.needs_reconciliation, i.fingerprint, i.response
+             FROM (SELECT 1) AS one
+             LEFT JOIN loan AS l ON true
+             LEFT JOIN idempotency AS i ON i.app_key = $1 AND i.request_id = $2",
+            &[&app_key, &id, &loan_apply_no],
+        )?;
+        let Some(r) = row else {
+            return Err(StoreError::Unavailable(
+                "reading a loan note and its request id returned no row".into(),
+            ));
+        };
+        let loan = match r.get::<_, Option<String>>(0) {
+            Some(_) => {
+                self.present_loans.insert(loan_apply_no.to_string());
+                Some(loan_row(loan_apply_no, &r))
+            }
+            None => {
+                self.absent_loans.insert(loan_apply_no.to_string());
+                None
+            }
+        };
+        let seen = r
+            .get::<_, Option<String>>(6)
+            .map(|fingerprint| IdempotencyRow {
+                app_key: app_key.to_string(),
+                request_id: id.to_string(),
+                fingerprint,
+                response: r.get(7),
+            });
+        Ok((seen, loan))
+    }
+
     fn put_idempotency_row(&mut self, row: &IdempotencyRow, now_ms: i64) -> StoreResult<()> {
         self.hold(
             format!("idempotency:{}/{}", row.app_key, row.request_id),
