@@ -97,6 +97,43 @@ on_both_backends! {
         }
     }
 
+    async fn units_on_one_row_in_one_batch_each_see_the_last_ones_write_and_their_inbox_id(db) {
+        let store = db.open().unwrap();
+        store.transact(unit("COUNT".into(), End::Ok)).await.unwrap();
+        // Each reads the process and counts one more into its status; sent at once, they share
+        // batches.
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let call_id = format!("count-{i}");
+                    let id = call_id.clone();
+                    let recorded = store
+                        .transact(Box::new(move |tx| {
+                            let mut p = tx.process(&key("COUNT"))?.expect("the process");
+                            let counted: u32 = p.status.parse().unwrap_or(0);
+                            p.status = (counted + 1).to_string();
+                            tx.put_process(&p, 0)?;
+                            let inbox_id = tx.append_inbox(&entry(&id))?;
+                            Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
+                        }))
+                        .await
+                        .unwrap();
+                    (call_id, recorded.inbox_id)
+                })
+            })
+            .collect();
+        let mut ids = std::collections::HashSet::new();
+        for h in handles {
+            let (call_id, inbox_id) = h.await.unwrap();
+            let record = store.inbox_call(&call_id).await.unwrap().expect("recorded");
+            assert_eq!(inbox_id, record.id, "{call_id}: the answer carries its record's id");
+            assert!(ids.insert(inbox_id), "{call_id}: id {inbox_id} given twice");
+        }
+        let view = store.process_view(&key("COUNT")).await.unwrap().expect("the process");
+        assert_eq!(view.status, "40", "no update lost");
+    }
+
     async fn what_a_unit_committed_is_there_after_the_store_is_reopened(db) {
         let store = db.open().unwrap();
         store.transact(unit("kept".into(), End::Ok)).await.unwrap();

@@ -14,6 +14,7 @@
 mod conn;
 mod delivery;
 mod events;
+mod held;
 mod migrate;
 mod queries;
 mod reports;

@@ -1,6 +1,7 @@
 //! Writer threads: each takes the units waiting on the shared channel and commits them in one
-//! transaction, without a savepoint per unit (two round trips each). A lost race is rare; then
-//! the whole batch is rolled back and run again, each unit seeing what the winner committed.
+//! transaction, without a savepoint per unit (two round trips each), the units' writes sent
+//! together (`held`). A lost race is rare; then the whole batch is rolled back and run again,
+//! each unit seeing what the winner committed.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use crossbeam_channel::Receiver;
 use tokio::sync::{oneshot, watch};
 
 use super::conn::{classify, unavailable, Conn};
+use super::held::Held;
 use super::tx::PgTx;
 use crate::backend::{run_unit, CommitHealth};
 use crate::{Recorded, Stage, StoreError, Work, WriterObserverRef};
@@ -85,14 +87,25 @@ fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
     };
     let mut results = Vec::with_capacity(pending.len());
     let mut events = 0u32;
+    let mut held = Held::default();
+    // Sending held writes fails only with a race or the database's error (`classify`), never a
+    // unit's own: which unit's read happened to send them does not matter.
     for (i, job) in pending.iter_mut().enumerate() {
-        let mut tx = PgTx::new(&mut txn, statements, &mut events);
-        match run_unit(&mut job.work, &mut tx).and_then(|r| tx.finish().map(|()| r)) {
+        let mut tx = PgTx::new(&mut txn, statements, &mut events, &mut held, i);
+        match run_unit(&mut job.work, &mut tx) {
             Ok(r) => results.push(r),
             Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
             Err(e @ StoreError::Unavailable(_)) => return BatchResult::Failed(e),
             Err(e) => return BatchResult::UnitFailed(i, e),
         }
+    }
+    match held.send(&mut txn, statements) {
+        Ok(()) => {}
+        Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
+        Err(e) => return BatchResult::Failed(e),
+    }
+    for (unit, id) in held.sent_inbox_ids {
+        results[unit].inbox_id = id;
     }
     match txn.commit() {
         Ok(()) => BatchResult::Committed(results, events > 0),
