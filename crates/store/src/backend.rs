@@ -27,8 +27,8 @@ use crate::rows::{
 use crate::secrets::SecretBox;
 use crate::{
     Actor, App, AuditEntry, AuditNote, AuditQuery, EventPage, EventQuery, InboxEntry, InboxQuery,
-    InboxRecord, LoanView, NewEvent, ProcessView, Recorded, Store, StoreError, StoreResult, Token,
-    Tx, Work,
+    InboxRecord, LoanView, NewEvent, ProcessView, Reads, Recorded, Store, StoreError, StoreResult,
+    Token, Tx, Work,
 };
 
 /// The row operations of one unit of work, inside the writer's transaction. Each row carries
@@ -338,6 +338,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Hands a unit of work to the writer; answers once it is durably committed.
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError>;
 
+    /// `submit`, for a unit that names the rows it will read; a backend without round trips
+    /// has no use for the names.
+    async fn submit_reading(&self, reads: Reads, work: Work) -> Result<Recorded, StoreError> {
+        let _ = reads;
+        self.submit(work).await
+    }
+
     /// Runs `f` on a pooled connection (not the writer's), off the async threads.
     async fn query<R, F>(&self, f: F) -> Result<R, StoreError>
     where
@@ -421,6 +428,10 @@ fn opened_app(secrets: Option<&SecretBox>, row: AppRow) -> Result<App, StoreErro
 impl<B: Backend> Store for B {
     async fn transact(&self, work: Work) -> Result<Recorded, StoreError> {
         self.submit(work).await
+    }
+
+    async fn transact_reading(&self, reads: Reads, work: Work) -> Result<Recorded, StoreError> {
+        self.submit_reading(reads, work).await
     }
 
     async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError> {

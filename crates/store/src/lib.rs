@@ -105,6 +105,17 @@ impl Stage {
 /// stays. It may run again if the backend has to retry the transaction.
 pub type Work = Box<dyn FnMut(&mut dyn Tx) -> Result<Recorded, StoreError> + Send>;
 
+/// The rows a unit of work will read, named before it runs, so that a backend with round trips
+/// can read (and lock) those of a whole batch at once. A unit may read other rows too; they are
+/// read when it asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub processes: Vec<ProcessKey>,
+    pub loans: Vec<String>,
+    /// `(app_key, request_id)`.
+    pub idempotency: Vec<(String, String)>,
+}
+
 /// The reads and writes of one unit of work. Reads see the unit's own writes and those of every
 /// unit committed before it; a backend serialises units that touch the same process or loan.
 pub trait Tx {
@@ -147,6 +158,8 @@ pub trait Tx {
 pub trait Store: delivery::DeliveryStore + reports::ReportStore + Send + Sync + 'static {
     /// Runs one unit of work durably: when this returns `Ok`, it is committed to disk.
     async fn transact(&self, work: Work) -> Result<Recorded, StoreError>;
+    /// `transact`, for a unit that names the rows it will read.
+    async fn transact_reading(&self, reads: Reads, work: Work) -> Result<Recorded, StoreError>;
 
     async fn app(&self, app_key: &str) -> Result<Option<App>, StoreError>;
     async fn apps(&self) -> Result<Vec<App>, StoreError>;

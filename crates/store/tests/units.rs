@@ -14,8 +14,8 @@ use loanwire_domain::Outcome;
 use loanwire_store::backend::UNIT_PANICKED;
 use loanwire_store::secrets::{MasterKey, SecretBox};
 use loanwire_store::{
-    Actor, App, AuditNote, AuditQuery, InboxEntry, InboxQuery, Recorded, Role, Store, StoreError,
-    Token, Work,
+    Actor, App, AuditNote, AuditQuery, InboxEntry, InboxQuery, Reads, Recorded, Role, Store,
+    StoreError, Token, Work,
 };
 use loanwire_top::TopDateTime;
 
@@ -77,6 +77,59 @@ async fn batch_with_bad_units(store: Arc<dyn Store>, bad: End) -> Vec<StoreError
     errors
 }
 
+/// Sends 40 units at once that each read one process and count one more into its status (so
+/// they share batches), naming the process as a read if `named`; checks that none lost an
+/// update, that each saw the columns an update leaves alone as stored, and that each answer
+/// carries its own inbox record's id.
+async fn count_into_one_process(store: Arc<dyn Store>, named: bool) {
+    store.transact(unit("COUNT".into(), End::Ok)).await.unwrap();
+    let handles: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let call_id = format!("count-{i}");
+                let id = call_id.clone();
+                let work: Work = Box::new(move |tx| {
+                    let mut p = tx.process(&key("COUNT"))?.expect("the process");
+                    assert_eq!(p.user, "u", "an update leaves the user as stored");
+                    let counted: u32 = p.status.parse().unwrap_or(0);
+                    p.status = (counted + 1).to_string();
+                    p.user = format!("not stored {i}");
+                    tx.put_process(&p, 0)?;
+                    let inbox_id = tx.append_inbox(&entry(&id))?;
+                    Ok(Recorded {
+                        outcome: Outcome::Applied,
+                        response: "r".into(),
+                        inbox_id,
+                    })
+                });
+                let reads = Reads {
+                    processes: if named { vec![key("COUNT")] } else { vec![] },
+                    ..Reads::default()
+                };
+                let recorded = store.transact_reading(reads, work).await.unwrap();
+                (call_id, recorded.inbox_id)
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for h in handles {
+        let (call_id, inbox_id) = h.await.unwrap();
+        let record = store.inbox_call(&call_id).await.unwrap().expect("recorded");
+        assert_eq!(
+            inbox_id, record.id,
+            "{call_id}: the answer carries its record's id"
+        );
+        assert!(ids.insert(inbox_id), "{call_id}: id {inbox_id} given twice");
+    }
+    let view = store
+        .process_view(&key("COUNT"))
+        .await
+        .unwrap()
+        .expect("the process");
+    assert_eq!(view.status, "40", "no update lost");
+}
+
 fn at(s: &str) -> TopDateTime {
     TopDateTime::parse(s).unwrap()
 }
@@ -99,39 +152,12 @@ on_both_backends! {
 
     async fn units_on_one_row_in_one_batch_each_see_the_last_ones_write_and_their_inbox_id(db) {
         let store = db.open().unwrap();
-        store.transact(unit("COUNT".into(), End::Ok)).await.unwrap();
-        // Each reads the process and counts one more into its status; sent at once, they share
-        // batches.
-        let handles: Vec<_> = (0..40)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let call_id = format!("count-{i}");
-                    let id = call_id.clone();
-                    let recorded = store
-                        .transact(Box::new(move |tx| {
-                            let mut p = tx.process(&key("COUNT"))?.expect("the process");
-                            let counted: u32 = p.status.parse().unwrap_or(0);
-                            p.status = (counted + 1).to_string();
-                            tx.put_process(&p, 0)?;
-                            let inbox_id = tx.append_inbox(&entry(&id))?;
-                            Ok(Recorded { outcome: Outcome::Applied, response: "r".into(), inbox_id })
-                        }))
-                        .await
-                        .unwrap();
-                    (call_id, recorded.inbox_id)
-                })
-            })
-            .collect();
-        let mut ids = std::collections::HashSet::new();
-        for h in handles {
-            let (call_id, inbox_id) = h.await.unwrap();
-            let record = store.inbox_call(&call_id).await.unwrap().expect("recorded");
-            assert_eq!(inbox_id, record.id, "{call_id}: the answer carries its record's id");
-            assert!(ids.insert(inbox_id), "{call_id}: id {inbox_id} given twice");
-        }
-        let view = store.process_view(&key("COUNT")).await.unwrap().expect("the process");
-        assert_eq!(view.status, "40", "no update lost");
+        count_into_one_process(store, false).await;
+    }
+
+    async fn units_that_name_their_reads_see_the_same_as_units_that_do_not(db) {
+        let store = db.open().unwrap();
+        count_into_one_process(store, true).await;
     }
 
     async fn what_a_unit_committed_is_there_after_the_store_is_reopened(db) {

@@ -3,13 +3,13 @@
 use loanwire_api::idle_loan_callback::IdleLoanCallbackResponse;
 use loanwire_api::{IdleLoanCallbackRequest, TopApi};
 use loanwire_domain::process::{self, ProcessDecision, ProcessKey, ProcessState};
-use loanwire_store::{App, NewEvent, Work};
+use loanwire_store::{App, NewEvent, Reads, Work};
 use loanwire_top::text::echo;
 use loanwire_top::{Params, TopDateTime};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{json_text, refusal, CallMeta, Subject};
+use super::{json_text, refusal, CallMeta, Prepared, Subject};
 use crate::errors;
 use crate::state::AppState;
 
@@ -61,10 +61,10 @@ fn changed(meta: &CallMeta, previous: Option<&ProcessState>, next: &ProcessState
 /// The type of the events this API produces.
 pub const PROCESS_CHANGED: &str = "process.changed";
 
-pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Work {
+pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Prepared {
     let req = match IdleLoanCallbackRequest::from_params(params) {
         Ok(r) => r,
-        Err(e) => return refusal(meta, e, None),
+        Err(e) => return refusal(meta, e, None).into(),
     };
     let key = ProcessKey::of(&req);
     let about = Subject {
@@ -81,14 +81,20 @@ pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> 
             "the app is not granted channel `{}`",
             echo(&req.infos.channel_id)
         ));
-        return refusal(meta, e, Some(about));
+        return refusal(meta, e, Some(about)).into();
     }
     let callback = match process::validate(&state.config.domain, req) {
         Ok(c) => c,
-        Err(invalid) => return refusal(meta, errors::invalid_report(PARAM, invalid), Some(about)),
+        Err(invalid) => {
+            return refusal(meta, errors::invalid_report(PARAM, invalid), Some(about)).into()
+        }
     };
     let config = state.config.clone();
-    Box::new(move |tx| {
+    let reads = Reads {
+        processes: vec![key.clone()],
+        ..Reads::default()
+    };
+    let work: Work = Box::new(move |tx| {
         let current = tx.process(&key)?;
         let decision = process::decide(&config.domain, current.as_ref(), &callback, &meta.app_key);
         let (response, biz_code) = match &decision {
@@ -106,5 +112,6 @@ pub fn prepare(state: &AppState, app: &App, params: &Params, meta: CallMeta) -> 
             }
         };
         meta.answer(tx, decision.outcome(), &about, biz_code, &response)
-    })
+    });
+    Prepared { work, reads }
 }

@@ -7,7 +7,7 @@ pub mod idle_loan_callback;
 pub mod xfd_loan_change_notify;
 
 use loanwire_domain::Outcome;
-use loanwire_store::{App, InboxEntry, NewEvent, Recorded, Tx, Work};
+use loanwire_store::{App, InboxEntry, NewEvent, Reads, Recorded, Tx, Work};
 use loanwire_top::envelope::{render_error, render_success, Style};
 use loanwire_top::{Params, TopDateTime, TopError};
 use serde::Serialize;
@@ -36,10 +36,27 @@ impl Api {
         Api::ALL.into_iter().find(|a| a.method() == method)
     }
 
-    pub fn prepare(self, state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Work {
+    pub fn prepare(self, state: &AppState, app: &App, params: &Params, meta: CallMeta) -> Prepared {
         match self {
             Api::IdleLoanCallback => idle_loan_callback::prepare(state, app, params, meta),
             Api::XfdLoanChangeNotify => xfd_loan_change_notify::prepare(state, app, params, meta),
+        }
+    }
+}
+
+/// A call's unit of work and the rows it will read (so that a store with round trips reads them
+/// with the rest of its batch's).
+pub struct Prepared {
+    pub work: Work,
+    pub reads: Reads,
+}
+
+impl From<Work> for Prepared {
+    /// A unit that reads nothing (a refusal).
+    fn from(work: Work) -> Prepared {
+        Prepared {
+            work,
+            reads: Reads::default(),
         }
     }
 }

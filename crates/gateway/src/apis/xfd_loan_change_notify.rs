@@ -7,13 +7,13 @@ use loanwire_api::{TopApi, XfdLoanChangeNotifyRequest};
 use loanwire_domain::idempotency::{self, Check, IdempotencyRecord, IDEMPOTENCY_CONFLICT};
 use loanwire_domain::loan::{self, Flag, LoanDecision, LoanState};
 use loanwire_domain::Outcome;
-use loanwire_store::{App, NewEvent, Work};
+use loanwire_store::{App, NewEvent, Reads, Work};
 use loanwire_top::text::echo;
 use loanwire_top::{Params, TopDateTime};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{body_of, json_text, refusal, CallMeta, Subject};
+use super::{body_of, json_text, refusal, CallMeta, Prepared, Subject};
 use crate::errors;
 use crate::state::AppState;
 
@@ -65,10 +65,10 @@ fn changed(
     meta.event(LOAN_CHANGED, &req.request_id, &subject, &data)
 }
 
-pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) -> Work {
+pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) -> Prepared {
     let req = match XfdLoanChangeNotifyRequest::from_params(params) {
         Ok(r) => r.param_xfd_loan_change_external_request,
-        Err(e) => return refusal(meta, e, None),
+        Err(e) => return refusal(meta, e, None).into(),
     };
     let about = Subject {
         subject: Some(loan::subject(&req.loan_apply_no)),
@@ -83,10 +83,20 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
     let skew = state.config.skew();
     let change = match loan::validate(&state.config.domain, req, meta.now, skew) {
         Ok(c) => c,
-        Err(invalid) => return refusal(meta, errors::invalid_report(PARAM, invalid), Some(about)),
+        Err(invalid) => {
+            return refusal(meta, errors::invalid_report(PARAM, invalid), Some(about)).into()
+        }
     };
     let config = state.config.clone();
-    Box::new(move |tx| {
+    let reads = {
+        let req = change.request();
+        Reads {
+            loans: vec![req.loan_apply_no.clone()],
+            idempotency: vec![(meta.app_key.clone(), req.request_id.clone())],
+            ..Reads::default()
+        }
+    };
+    let work: Work = Box::new(move |tx| {
         let req = change.request();
         // Read together even though a replay does not need the loan note: one round trip
         // instead of two on PostgreSQL for every fresh report.
@@ -149,5 +159,6 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
         )?;
         let biz_code = (!response.result.success).then(|| response.result.response_code.clone());
         meta.answer_body(tx, decision.outcome(), &about, biz_code, &body)
-    })
+    });
+    Prepared { work, reads }
 }

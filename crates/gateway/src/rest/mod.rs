@@ -14,13 +14,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use loanwire_store::{App, Work};
+use loanwire_store::App;
 use loanwire_top::encode::form_decode;
 use loanwire_top::envelope::{render_error, Style};
 use loanwire_top::text::echo;
 use loanwire_top::{Format, Params, SystemParams, TopDateTime, TopError};
 
-use crate::apis::{self, Api, CallMeta};
+use crate::apis::{self, Api, CallMeta, Prepared};
 use crate::errors;
 use crate::state::AppState;
 
@@ -105,8 +105,8 @@ pub async fn router_rest(
         }
     };
     // Authenticated: from here on, every call is recorded in the inbox.
-    let work = dispatch(&state, &call, &request, &app);
-    let (outcome, body) = commit(&state, &call, request.style.format, work).await;
+    let unit = dispatch(&state, &call, &request, &app);
+    let (outcome, body) = commit(&state, &call, request.style.format, unit).await;
     respond(&state, &call, &request, &app, outcome, body)
 }
 
@@ -160,7 +160,7 @@ fn style_of(params: &Params) -> Style {
 
 /// The unit of work that answers an authenticated call: a refusal when the app may not call
 /// the method now, else the API's own.
-pub fn dispatch(state: &AppState, call: &Call, request: &Request, app: &App) -> Work {
+pub fn dispatch(state: &AppState, call: &Call, request: &Request, app: &App) -> Prepared {
     let meta = CallMeta {
         call_id: call.id.clone(),
         now: call.now,
@@ -172,10 +172,10 @@ pub fn dispatch(state: &AppState, call: &Call, request: &Request, app: &App) -> 
     if !app.may_call(&request.sys.method) {
         let e =
             errors::permission_denied(format!("the app is not granted `{}`", request.sys.method));
-        return apis::refusal(meta, e, None);
+        return apis::refusal(meta, e, None).into();
     }
     if !state.limits.allow(app) {
-        return apis::refusal(meta, errors::rate_limited(), None);
+        return apis::refusal(meta, errors::rate_limited(), None).into();
     }
     request.api.prepare(state, app, &request.params, meta)
 }
@@ -201,9 +201,9 @@ pub async fn commit(
     state: &AppState,
     call: &Call,
     format: Format,
-    work: Work,
+    unit: Prepared,
 ) -> (&'static str, String) {
-    match state.store.transact(work).await {
+    match state.store.transact_reading(unit.reads, unit.work).await {
         Ok(r) => (r.outcome.as_str(), r.response),
         Err(e) => {
             tracing::error!(request_id = %call.id, error = %e, "call not committed");

@@ -17,6 +17,7 @@ mod events;
 mod held;
 mod migrate;
 mod queries;
+mod read_ahead;
 mod reports;
 mod tx;
 mod writer;
@@ -35,7 +36,7 @@ use writer::{writer_loop, Job};
 
 use crate::backend::{Backend, Shared};
 use crate::secrets::SecretBox;
-use crate::{Recorded, StoreError, Work, WriterObserverRef};
+use crate::{Reads, Recorded, StoreError, Work, WriterObserverRef};
 
 #[derive(Clone)]
 pub struct PgOptions {
@@ -165,9 +166,14 @@ impl Backend for PgStore {
     }
 
     async fn submit(&self, work: Work) -> Result<Recorded, StoreError> {
+        self.submit_reading(Reads::default(), work).await
+    }
+
+    async fn submit_reading(&self, reads: Reads, work: Work) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             work,
+            reads,
             reply,
             queued: std::time::Instant::now(),
         };

@@ -1,5 +1,6 @@
-//! The row operations of a unit of work, inside a writer's transaction. Reads go out at once;
-//! writes are held for the batch (`held`).
+//! The row operations of a unit of work, inside a writer's transaction. Reads of rows the batch
+//! read ahead are answered from there (`read_ahead`), others go out at once; writes are held for
+//! the batch (`held`).
 
 use std::collections::HashSet;
 
@@ -9,6 +10,7 @@ use postgres::{Row, Statement, Transaction};
 
 use super::conn::{classify, statement, Statements};
 use super::held::{idempotency_key, loan_key, process_key, Held, Write};
+use super::read_ahead::ReadAhead;
 use crate::backend::TxRows;
 use crate::rows::{IdempotencyRow, LoanRow, ProcessRow};
 use crate::{InboxEntry, NewEvent, StoreError, StoreResult};
@@ -20,6 +22,8 @@ pub struct PgTx<'a, 't> {
     events: &'a mut u32,
     /// The batch's writes not yet sent.
     held: &'a mut Held,
+    /// The rows the batch read before its units ran, as its units since wrote them.
+    ahead: &'a mut ReadAhead,
     /// This unit's index in the batch.
     unit: usize,
     /// Rows this unit read as absent: written with a plain INSERT, so that a concurrent creator
@@ -37,6 +41,7 @@ impl<'a, 't> PgTx<'a, 't> {
         statements: &'a mut Statements,
         events: &'a mut u32,
         held: &'a mut Held,
+        ahead: &'a mut ReadAhead,
         unit: usize,
     ) -> Self {
         PgTx {
@@ -44,11 +49,29 @@ impl<'a, 't> PgTx<'a, 't> {
             statements,
             events,
             held,
+            ahead,
             unit,
             absent_processes: HashSet::new(),
             absent_loans: HashSet::new(),
             present_processes: HashSet::new(),
             present_loans: HashSet::new(),
+        }
+    }
+
+    /// Whether this unit found the process, which decides how it writes it.
+    fn seen_process(&mut self, key: &ProcessKey, present: bool) {
+        if present {
+            self.present_processes.insert(key.clone());
+        } else {
+            self.absent_processes.insert(key.clone());
+        }
+    }
+
+    fn seen_loan(&mut self, loan_apply_no: &str, present: bool) {
+        if present {
+            self.present_loans.insert(loan_apply_no.to_string());
+        } else {
+            self.absent_loans.insert(loan_apply_no.to_string());
         }
     }
 
@@ -134,6 +157,10 @@ pub(super) fn process_row(key: &ProcessKey, r: &Row) -> ProcessRow {
 
 impl TxRows for PgTx<'_, '_> {
     fn process_row(&mut self, key: &ProcessKey) -> StoreResult<Option<ProcessRow>> {
+        if let Some(seen) = self.ahead.process(key) {
+            self.seen_process(key, seen.is_some());
+            return Ok(seen);
+        }
         self.send_if_held(&format!(
             "process:{}/{}/{}",
             key.channel_id, key.process_type, key.process_no
@@ -144,11 +171,7 @@ impl TxRows for PgTx<'_, '_> {
              FOR UPDATE",
             &[&key.channel_id, &key.process_type, &key.process_no],
         )?;
-        if row.is_none() {
-            self.absent_processes.insert(key.clone());
-        } else {
-            self.present_processes.insert(key.clone());
-        }
+        self.seen_process(key, row.is_some());
         Ok(row.as_ref().map(|r| process_row(key, r)))
     }
 
@@ -158,6 +181,7 @@ impl TxRows for PgTx<'_, '_> {
         // A row read as present (and locked) is updated, one read as absent inserted plainly
         // (a concurrent creator makes the statement, and the batch, fail and run again instead
         // of being overwritten): both are held for the batch.
+        self.ahead.wrote_process(p);
         if self.present_processes.contains(key) {
             return self.hold(row, Write::UpdateProcess(p.clone()), now_ms);
         }
@@ -174,17 +198,17 @@ impl TxRows for PgTx<'_, '_> {
     }
 
     fn loan_row(&mut self, loan_apply_no: &str) -> StoreResult<Option<LoanRow>> {
+        if let Some(seen) = self.ahead.loan(loan_apply_no) {
+            self.seen_loan(loan_apply_no, seen.is_some());
+            return Ok(seen);
+        }
         self.send_if_held(&loan_key(loan_apply_no))?;
         let row = self.query_opt(
             "SELECT status, app_key, customer_id, institution_loan_no, last_change_ms, needs_reconciliation
              FROM loans WHERE loan_apply_no = $1 FOR UPDATE",
             &[&loan_apply_no],
         )?;
-        if row.is_none() {
-            self.absent_loans.insert(loan_apply_no.to_string());
-        } else {
-            self.present_loans.insert(loan_apply_no.to_string());
-        }
+        self.seen_loan(loan_apply_no, row.is_some());
         Ok(row.as_ref().map(|r| loan_row(loan_apply_no, r)))
     }
 
@@ -192,6 +216,7 @@ impl TxRows for PgTx<'_, '_> {
         let loan_apply_no = l.loan_apply_no.as_str();
         let row = loan_key(loan_apply_no);
         // As for processes.
+        self.ahead.wrote_loan(l);
         if self.present_loans.contains(loan_apply_no) {
             return self.hold(row, Write::UpdateLoan(l.clone()), now_ms);
         }
@@ -219,6 +244,9 @@ impl TxRows for PgTx<'_, '_> {
     }
 
     fn idempotency_row(&mut self, app_key: &str, id: &str) -> StoreResult<Option<IdempotencyRow>> {
+        if let Some(seen) = self.ahead.idempotency(app_key, id) {
+            return Ok(seen);
+        }
         self.send_if_held(&idempotency_key(app_key, id))?;
         let row = self.query_opt(
             "SELECT fingerprint, response FROM idempotency WHERE app_key = $1 AND request_id = $2",
@@ -238,6 +266,13 @@ impl TxRows for PgTx<'_, '_> {
         id: &str,
         loan_apply_no: &str,
     ) -> StoreResult<(Option<IdempotencyRow>, Option<LoanRow>)> {
+        if let (Some(seen), Some(loan)) = (
+            self.ahead.idempotency(app_key, id),
+            self.ahead.loan(loan_apply_no),
+        ) {
+            self.seen_loan(loan_apply_no, loan.is_some());
+            return Ok((seen, loan));
+        }
         self.send_if_held(&loan_key(loan_apply_no))?;
         self.send_if_held(&idempotency_key(app_key, id))?;
         // One row always: the loan note's columns are NULL when it does not exist (its status
@@ -259,16 +294,10 @@ impl TxRows for PgTx<'_, '_> {
                 "reading a loan note and its request id returned no row".into(),
             ));
         };
-        let loan = match r.get::<_, Option<String>>(0) {
-            Some(_) => {
-                self.present_loans.insert(loan_apply_no.to_string());
-                Some(loan_row(loan_apply_no, &r))
-            }
-            None => {
-                self.absent_loans.insert(loan_apply_no.to_string());
-                None
-            }
-        };
+        let loan = r
+            .get::<_, Option<String>>(0)
+            .map(|_| loan_row(loan_apply_no, &r));
+        self.seen_loan(loan_apply_no, loan.is_some());
         let seen = r
             .get::<_, Option<String>>(6)
             .map(|fingerprint| IdempotencyRow {
@@ -281,6 +310,7 @@ impl TxRows for PgTx<'_, '_> {
     }
 
     fn put_idempotency_row(&mut self, row: &IdempotencyRow, now_ms: i64) -> StoreResult<()> {
+        self.ahead.wrote_idempotency(row);
         self.hold(
             idempotency_key(&row.app_key, &row.request_id),
             Write::InsertIdempotency(row.clone()),

@@ -10,12 +10,15 @@ use tokio::sync::{oneshot, watch};
 
 use super::conn::{classify, unavailable, Conn};
 use super::held::Held;
+use super::read_ahead::ReadAhead;
 use super::tx::PgTx;
 use crate::backend::{run_unit, CommitHealth};
-use crate::{Recorded, Stage, StoreError, Work, WriterObserverRef};
+use crate::{Reads, Recorded, Stage, StoreError, Work, WriterObserverRef};
 
 pub(super) struct Job {
     pub work: Work,
+    /// The rows it will read, read with the rest of its batch's before the units run.
+    pub reads: Reads,
     pub reply: oneshot::Sender<Result<Recorded, StoreError>>,
     /// When it was submitted.
     pub queued: Instant,
@@ -88,10 +91,15 @@ fn try_batch(conn: &mut Conn, pending: &mut [Job]) -> BatchResult {
     let mut results = Vec::with_capacity(pending.len());
     let mut events = 0u32;
     let mut held = Held::default();
+    let mut ahead = match ReadAhead::read(&mut txn, statements, pending.iter().map(|j| &j.reads)) {
+        Ok(ahead) => ahead,
+        Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
+        Err(e) => return BatchResult::Failed(e),
+    };
     // Sending held writes fails only with a race or the database's error (`classify`), never a
     // unit's own: which unit's read happened to send them does not matter.
     for (i, job) in pending.iter_mut().enumerate() {
-        let mut tx = PgTx::new(&mut txn, statements, &mut events, &mut held, i);
+        let mut tx = PgTx::new(&mut txn, statements, &mut events, &mut held, &mut ahead, i);
         match run_unit(&mut job.work, &mut tx) {
             Ok(r) => results.push(r),
             Err(StoreError::Conflict(why)) => return BatchResult::Conflict(why),
