@@ -98,8 +98,8 @@ pub fn prepare(state: &AppState, _app: &App, params: &Params, meta: CallMeta) ->
     };
     let work: Work = Box::new(move |tx| {
         let req = change.request();
-        // Read together even though a replay does not need the loan note: one round trip
-        // instead of two on PostgreSQL for every fresh report.
+        // Read together even though a replay does not need the loan note: both are named in
+        // `reads`, so PostgreSQL has read them with the batch before this runs.
         let (seen, current) =
             tx.idempotency_and_loan(&meta.app_key, &req.request_id, &req.loan_apply_no)?;
         match idempotency::check(seen.as_ref(), &fingerprint) {

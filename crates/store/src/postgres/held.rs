@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 
+use loanwire_domain::process::ProcessKey;
 use postgres::types::ToSql;
 use postgres::Transaction;
 
@@ -35,8 +36,7 @@ pub(super) struct Held {
 }
 
 /// A held row's key.
-pub(super) fn process_key(p: &ProcessRow) -> String {
-    let k = &p.key;
+pub(super) fn process_key(k: &ProcessKey) -> String {
     format!(
         "process:{}/{}/{}",
         k.channel_id, k.process_type, k.process_no
@@ -105,85 +105,8 @@ impl Held {
         if self.is_empty() {
             return Ok(());
         }
-        let pi = &self.process_inserts;
-        let pu = &self.process_updates;
-        let li = &self.loan_inserts;
-        let lu = &self.loan_updates;
-        let ii = &self.idempotency;
-        let ev = &self.events;
-        let ib = &self.inbox;
-        let args: Vec<Box<dyn ToSql + Sync>> = vec![
-            // Process inserts: $1–$11.
-            col(pi, |(p, _)| p.key.channel_id.clone()),
-            col(pi, |(p, _)| p.key.process_type.clone()),
-            col(pi, |(p, _)| p.key.process_no.clone()),
-            col(pi, |(p, _)| p.user.clone()),
-            col(pi, |(p, _)| p.user_id),
-            col(pi, |(p, _)| p.status.clone()),
-            col(pi, |(p, _)| p.submit_ms),
-            col(pi, |(p, _)| p.complete_ms),
-            col(pi, |(p, _)| p.fund_products.clone()),
-            col(pi, |(p, _)| p.app_key.clone()),
-            col(pi, |(_, at)| *at),
-            // Process updates: $12–$19.
-            col(pu, |(p, _)| p.key.channel_id.clone()),
-            col(pu, |(p, _)| p.key.process_type.clone()),
-            col(pu, |(p, _)| p.key.process_no.clone()),
-            col(pu, |(p, _)| p.status.clone()),
-            col(pu, |(p, _)| p.submit_ms),
-            col(pu, |(p, _)| p.complete_ms),
-            col(pu, |(p, _)| p.fund_products.clone()),
-            col(pu, |(_, at)| *at),
-            // Loan inserts: $20–$27.
-            col(li, |(l, _)| l.loan_apply_no.clone()),
-            col(li, |(l, _)| l.status.clone()),
-            col(li, |(l, _)| l.app_key.clone()),
-            col(li, |(l, _)| l.customer_id.clone()),
-            col(li, |(l, _)| l.institution_loan_no.clone()),
-            col(li, |(l, _)| l.last_change_ms),
-            col(li, |(l, _)| l.needs_reconciliation),
-            col(li, |(_, at)| *at),
-            // Loan updates: $28–$34.
-            col(lu, |(l, _)| l.loan_apply_no.clone()),
-            col(lu, |(l, _)| l.status.clone()),
-            col(lu, |(l, _)| l.customer_id.clone()),
-            col(lu, |(l, _)| l.institution_loan_no.clone()),
-            col(lu, |(l, _)| l.last_change_ms),
-            col(lu, |(l, _)| l.needs_reconciliation),
-            col(lu, |(_, at)| *at),
-            // Idempotency records: $35–$39.
-            col(ii, |(r, _)| r.app_key.clone()),
-            col(ii, |(r, _)| r.request_id.clone()),
-            col(ii, |(r, _)| r.fingerprint.clone()),
-            col(ii, |(r, _)| r.response.clone()),
-            col(ii, |(_, at)| *at),
-            // Events: $40–$47.
-            col(ev, |(_, ordinal)| *ordinal),
-            col(ev, |(e, _)| e.id.clone()),
-            col(ev, |(e, _)| e.event_type.clone()),
-            col(ev, |(e, _)| e.recorded_ms),
-            col(ev, |(e, _)| e.app_key.clone()),
-            col(ev, |(e, _)| e.request_id.clone()),
-            col(ev, |(e, _)| e.subject.clone()),
-            col(ev, |(e, _)| e.data.clone()),
-            // Inbox records: $48–$59.
-            col(ib, |(e, _)| e.call_id.clone()),
-            col(ib, |(e, _)| e.received_ms),
-            col(ib, |(e, _)| e.app_key.clone()),
-            col(ib, |(e, _)| e.method.clone()),
-            col(ib, |(e, _)| e.params.clone()),
-            col(ib, |(e, _)| e.outcome.as_str().to_string()),
-            col(ib, |(e, _)| e.error_code.map(|c| c as i32)),
-            col(ib, |(e, _)| e.biz_code.clone()),
-            col(ib, |(e, _)| e.subject.clone()),
-            col(ib, |(e, _)| e.idempotency_key.clone()),
-            col(ib, |(e, _)| e.detail.clone()),
-            col(ib, |(e, _)| e.response.clone()),
-        ];
-        let args: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
-        let s = statement(statements, txn, send_sql())?;
-        let ids = txn.query(&s, &args).map_err(classify)?;
-        // Records come back in the order they were given (`WITH ORDINALITY`, `ORDER BY`).
+        let ids = self.send_statement(txn, statements)?;
+        // Records come back in the order they were given (joined back by call id).
         if ids.len() != self.inbox.len() {
             return Err(StoreError::Unavailable(format!(
                 "{} inbox records sent, {} recorded",
@@ -191,8 +114,8 @@ impl Held {
                 ids.len()
             )));
         }
-        for ((_, unit), row) in self.inbox.iter().zip(&ids) {
-            self.sent_inbox_ids.push((*unit, row.get(0)));
+        for ((_, unit), id) in self.inbox.iter().zip(ids) {
+            self.sent_inbox_ids.push((*unit, id));
         }
         *self = Held {
             sent_inbox_ids: std::mem::take(&mut self.sent_inbox_ids),
@@ -200,11 +123,99 @@ impl Held {
         };
         Ok(())
     }
+
+    /// Runs the statement that sends everything held; the inbox ids, in the records' order.
+    /// Its parameters borrow the held rows rather than copy them.
+    fn send_statement(
+        &self,
+        txn: &mut Transaction<'_>,
+        statements: &mut Statements,
+    ) -> Result<Vec<i64>, StoreError> {
+        let pi = &self.process_inserts;
+        let pu = &self.process_updates;
+        let li = &self.loan_inserts;
+        let lu = &self.loan_updates;
+        let ii = &self.idempotency;
+        let ev = &self.events;
+        let ib = &self.inbox;
+        let args: Vec<Box<dyn ToSql + Sync + '_>> = vec![
+            // Process inserts: $1–$11.
+            col(pi.iter().map(|(p, _)| p.key.channel_id.as_str())),
+            col(pi.iter().map(|(p, _)| p.key.process_type.as_str())),
+            col(pi.iter().map(|(p, _)| p.key.process_no.as_str())),
+            col(pi.iter().map(|(p, _)| p.user.as_str())),
+            col(pi.iter().map(|(p, _)| p.user_id)),
+            col(pi.iter().map(|(p, _)| p.status.as_str())),
+            col(pi.iter().map(|(p, _)| p.submit_ms)),
+            col(pi.iter().map(|(p, _)| p.complete_ms)),
+            col(pi.iter().map(|(p, _)| p.fund_products.as_deref())),
+            col(pi.iter().map(|(p, _)| p.app_key.as_str())),
+            col(pi.iter().map(|(_, at)| *at)),
+            // Process updates: $12–$19.
+            col(pu.iter().map(|(p, _)| p.key.channel_id.as_str())),
+            col(pu.iter().map(|(p, _)| p.key.process_type.as_str())),
+            col(pu.iter().map(|(p, _)| p.key.process_no.as_str())),
+            col(pu.iter().map(|(p, _)| p.status.as_str())),
+            col(pu.iter().map(|(p, _)| p.submit_ms)),
+            col(pu.iter().map(|(p, _)| p.complete_ms)),
+            col(pu.iter().map(|(p, _)| p.fund_products.as_deref())),
+            col(pu.iter().map(|(_, at)| *at)),
+            // Loan inserts: $20–$27.
+            col(li.iter().map(|(l, _)| l.loan_apply_no.as_str())),
+            col(li.iter().map(|(l, _)| l.status.as_str())),
+            col(li.iter().map(|(l, _)| l.app_key.as_str())),
+            col(li.iter().map(|(l, _)| l.customer_id.as_deref())),
+            col(li.iter().map(|(l, _)| l.institution_loan_no.as_deref())),
+            col(li.iter().map(|(l, _)| l.last_change_ms)),
+            col(li.iter().map(|(l, _)| l.needs_reconciliation)),
+            col(li.iter().map(|(_, at)| *at)),
+            // Loan updates: $28–$34.
+            col(lu.iter().map(|(l, _)| l.loan_apply_no.as_str())),
+            col(lu.iter().map(|(l, _)| l.status.as_str())),
+            col(lu.iter().map(|(l, _)| l.customer_id.as_deref())),
+            col(lu.iter().map(|(l, _)| l.institution_loan_no.as_deref())),
+            col(lu.iter().map(|(l, _)| l.last_change_ms)),
+            col(lu.iter().map(|(l, _)| l.needs_reconciliation)),
+            col(lu.iter().map(|(_, at)| *at)),
+            // Idempotency records: $35–$39.
+            col(ii.iter().map(|(r, _)| r.app_key.as_str())),
+            col(ii.iter().map(|(r, _)| r.request_id.as_str())),
+            col(ii.iter().map(|(r, _)| r.fingerprint.as_str())),
+            col(ii.iter().map(|(r, _)| r.response.as_str())),
+            col(ii.iter().map(|(_, at)| *at)),
+            // Events: $40–$47.
+            col(ev.iter().map(|(_, ordinal)| *ordinal)),
+            col(ev.iter().map(|(e, _)| e.id.as_str())),
+            col(ev.iter().map(|(e, _)| e.event_type.as_str())),
+            col(ev.iter().map(|(e, _)| e.recorded_ms)),
+            col(ev.iter().map(|(e, _)| e.app_key.as_str())),
+            col(ev.iter().map(|(e, _)| e.request_id.as_str())),
+            col(ev.iter().map(|(e, _)| e.subject.as_str())),
+            col(ev.iter().map(|(e, _)| e.data.as_str())),
+            // Inbox records: $48–$59.
+            col(ib.iter().map(|(e, _)| e.call_id.as_str())),
+            col(ib.iter().map(|(e, _)| e.received_ms)),
+            col(ib.iter().map(|(e, _)| e.app_key.as_str())),
+            col(ib.iter().map(|(e, _)| e.method.as_str())),
+            col(ib.iter().map(|(e, _)| e.params.as_str())),
+            col(ib.iter().map(|(e, _)| e.outcome.as_str())),
+            col(ib.iter().map(|(e, _)| e.error_code.map(|c| c as i32))),
+            col(ib.iter().map(|(e, _)| e.biz_code.as_deref())),
+            col(ib.iter().map(|(e, _)| e.subject.as_deref())),
+            col(ib.iter().map(|(e, _)| e.idempotency_key.as_deref())),
+            col(ib.iter().map(|(e, _)| e.detail.as_str())),
+            col(ib.iter().map(|(e, _)| e.response.as_str())),
+        ];
+        let args: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+        let s = statement(statements, txn, send_sql())?;
+        let rows = txn.query(&s, &args).map_err(classify)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
 }
 
 /// One column of held rows, as an array parameter.
-fn col<R, T: ToSql + Sync + 'static>(rows: &[R], field: impl Fn(&R) -> T) -> Box<dyn ToSql + Sync> {
-    Box::new(rows.iter().map(field).collect::<Vec<T>>())
+fn col<'r, T: ToSql + Sync + 'r>(values: impl Iterator<Item = T>) -> Box<dyn ToSql + Sync + 'r> {
+    Box::new(values.collect::<Vec<T>>())
 }
 
 /// Every held write in one statement: a data-modifying `WITH` part per kind of write, each

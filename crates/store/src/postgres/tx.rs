@@ -161,10 +161,7 @@ impl TxRows for PgTx<'_, '_> {
             self.seen_process(key, seen.is_some());
             return Ok(seen);
         }
-        self.send_if_held(&format!(
-            "process:{}/{}/{}",
-            key.channel_id, key.process_type, key.process_no
-        ))?;
+        self.send_if_held(&process_key(key))?;
         let row = self.query_opt(
             "SELECT \"user\", user_id, status, submit_ms, complete_ms, fund_products, app_key
              FROM processes WHERE channel_id = $1 AND process_type = $2 AND process_no = $3
@@ -177,7 +174,7 @@ impl TxRows for PgTx<'_, '_> {
 
     fn put_process_row(&mut self, p: &ProcessRow, now_ms: i64) -> StoreResult<()> {
         let key = &p.key;
-        let row = process_key(p);
+        let row = process_key(key);
         // A row read as present (and locked) is updated, one read as absent inserted plainly
         // (a concurrent creator makes the statement, and the batch, fail and run again instead
         // of being overwritten): both are held for the batch.
